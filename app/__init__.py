@@ -1,0 +1,39 @@
+"""The application factory: configuration, database, blueprints, error pages."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from quart import Quart
+
+from app import db
+from app.config import config
+
+
+def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
+    """Make an app configured by `config_name` (else $ISSUES_CONFIG, else 'default').
+
+    Keyword overrides win over the class and the environment; tests use them to pick a database.
+    """
+    config_name = config_name or os.environ.get("ISSUES_CONFIG") or "default"
+    if config_name not in config:
+        raise ValueError(f"Unknown configuration {config_name!r}; use one of {sorted(config)}")
+    config_class = config[config_name]
+    if config_class.__name__ == "DevelopmentConfig":
+        # Development reads .env; production takes its environment from the platform.
+        from dotenv import load_dotenv
+
+        load_dotenv()
+
+    app = Quart(__name__, instance_relative_config=True)
+    config_class.load(app, overrides)
+    app.config["CONFIG_NAME"] = config_name
+
+    db.init_app(app)
+
+    from app.blueprints import errors, main
+
+    app.register_blueprint(main.bp)
+    errors.init_app(app)
+    return app

@@ -1,0 +1,145 @@
+"""The declarative base, one engine and session factory per app, and the request's session on g."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from quart import Quart, current_app, g
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncAttrs,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator
+
+# Named constraints from day one: Alembic's batch mode on SQLite needs the names.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite hands back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use utcnow() or an aware value")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# The execution option that makes a SQLite transaction begin IMMEDIATE (see services.transaction).
+SQLITE_BEGIN_OPTION = "issues_sqlite_begin"
+
+
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
+    """An engine with the per-backend settings that keep SQLite honest."""
+    if url.startswith("sqlite"):
+        in_memory = url.rstrip("/").endswith(":memory:") or url in (
+            "sqlite+aiosqlite://",
+            "sqlite+aiosqlite:///",
+        )
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}}
+        if in_memory:
+            # One shared connection, else every checkout would see its own empty database.
+            kwargs["poolclass"] = StaticPool
+        engine = create_async_engine(url, echo=echo, **kwargs)
+        _make_sqlite_transactional(engine)
+        return engine
+    return create_async_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+
+
+def _make_sqlite_transactional(engine: AsyncEngine) -> None:
+    """Foreign keys on, WAL, and transactions that SQLite really begins (see decision 0002)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Take transaction control away from the driver so that BEGIN below is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        # Readers begin DEFERRED and never block. A use case asks for IMMEDIATE, which takes the
+        # write lock up front, so two writers queue instead of one failing when both read first
+        # and then try to upgrade their locks.
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """The engine and session factory an app uses; made in create_app, disposed after serving."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 5) -> None:
+        self.url = url
+        self.engine = create_engine(url, echo=echo, pool_size=pool_size)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def init_app(app: Quart) -> None:
+    database = Database(
+        app.config["DATABASE_URL"],
+        echo=app.config["DATABASE_ECHO"],
+        pool_size=app.config["DATABASE_POOL_SIZE"],
+    )
+    app.extensions["database"] = database
+
+    @app.after_serving
+    async def dispose_engine() -> None:
+        await database.dispose()
+
+    @app.teardown_appcontext
+    async def close_session(exception: BaseException | None) -> None:
+        session: AsyncSession | None = g.pop("db_session", None)
+        if session is not None:
+            await session.close()
+
+
+def get_database(app: Quart | None = None) -> Database:
+    return (app or current_app).extensions["database"]
+
+
+def get_session() -> AsyncSession:
+    """The current request's session, opened on first use and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = get_database().sessionmaker()
+    return g.db_session

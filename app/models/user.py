@@ -1,0 +1,32 @@
+"""A person who can log in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+
+
+class User(Base):
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored normalised (trimmed, lower-case), so the unique index is case-insensitive in effect.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    # None for an account that has no password yet (created by an admin, say).
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def initials(self) -> str:
+        words = self.display_name.split()
+        return "".join(word[0] for word in words[:2]).upper() or self.email[0].upper()
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email}>"

@@ -1,0 +1,1 @@
+"""What the tracker does: async use cases over an explicit session, one commit each."""

@@ -1,0 +1,44 @@
+"""Who may see and change a project: the one place that answers it for every use case."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Forbidden, NotFound
+from app.models import Membership, Project, Role, User
+
+
+async def role_in(session: AsyncSession, user: User | None, project_id: int) -> Role | None:
+    if user is None:
+        return None
+    role = await session.scalar(
+        select(Membership.role).where(
+            Membership.project_id == project_id, Membership.user_id == user.id
+        )
+    )
+    return Role(role) if role else None
+
+
+async def readable_project(session: AsyncSession, user: User | None, project_id: int) -> Project:
+    """The project if `user` may read it. A private project is NotFound to outsiders, never
+    Forbidden, so that its existence does not leak."""
+    project = await session.get(Project, project_id)
+    if project is None:
+        raise NotFound("No such project.")
+    if project.is_public and user is not None:
+        return project
+    if await role_in(session, user, project_id) is None:
+        raise NotFound("No such project.")
+    return project
+
+
+async def writable_project(session: AsyncSession, user: User, project_id: int) -> Project:
+    """The project if `user` may create and edit its issues."""
+    project = await readable_project(session, user, project_id)
+    role = await role_in(session, user, project_id)
+    if role is None or not role.can_write_issues:
+        raise Forbidden("Only members of this project can change its issues.")
+    if project.archived_at is not None:
+        raise Forbidden("This project is archived; it can be read but not changed.")
+    return project

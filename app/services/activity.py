@@ -1,0 +1,70 @@
+"""Writing the project's event log in the same transaction as the change it records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Activity, Issue, Project, User
+
+
+async def take_project_counters(
+    session: AsyncSession, project_id: int, *, issues: int = 0, events: int = 0
+) -> tuple[int, int]:
+    """Advance the project's counters and return their new values.
+
+    The UPDATE locks the project row until the transaction ends, so concurrent writers to one
+    project queue here and numbers are handed out in commit order; a rollback gives them back.
+    Call it before anything else in a writing transaction to keep the lock order the same
+    everywhere.
+    """
+    result = await session.execute(
+        update(Project)
+        .where(Project.id == project_id)
+        .values(
+            last_issue_number=Project.last_issue_number + issues,
+            last_event_seq=Project.last_event_seq + events,
+        )
+        .returning(Project.last_issue_number, Project.last_event_seq)
+        .execution_options(synchronize_session=False)
+    )
+    last_issue_number, last_event_seq = result.one()
+    return last_issue_number, last_event_seq
+
+
+async def record_activity(
+    session: AsyncSession,
+    project: Project,
+    actor: User | None,
+    kind: str,
+    *,
+    issue: Issue | None = None,
+    payload: dict[str, Any] | None = None,
+) -> Activity:
+    """Add the event-log row for a change; the caller commits it with the change."""
+    _, seq = await take_project_counters(session, project.id, events=1)
+    activity = Activity(
+        project_id=project.id,
+        seq=seq,
+        actor_id=actor.id if actor else None,
+        issue_id=issue.id if issue else None,
+        kind=kind,
+        payload=payload or {},
+    )
+    session.add(activity)
+    return activity
+
+
+async def activity_since(
+    session: AsyncSession, project_id: int, after_seq: int, *, limit: int = 500
+) -> list[Activity]:
+    """The project's events after `after_seq`, oldest first (the replay a live client needs)."""
+    rows = await session.scalars(
+        select(Activity)
+        .where(Activity.project_id == project_id, Activity.seq > after_seq)
+        .order_by(Activity.seq)
+        .limit(limit)
+    )
+    return list(rows)

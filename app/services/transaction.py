@@ -1,0 +1,41 @@
+"""The contract every use case keeps: it commits once, or it rolls back and leaves nothing."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import SQLITE_BEGIN_OPTION
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def use_case(
+    function: Callable[Concatenate[AsyncSession, P], Awaitable[T]],
+) -> Callable[Concatenate[AsyncSession, P], Awaitable[T]]:
+    """Run a use case in a transaction of its own, rolled back if it raises.
+
+    A read transaction the caller left open is ended first (it holds no changes: routes only
+    read before calling a use case). On SQLite the new transaction begins IMMEDIATE so that
+    concurrent writers queue on the lock instead of failing. A refusal writes no half row and
+    releases its locks at once; like any rollback it expires the session's objects, which is why
+    the request's user is kept detached from the session.
+    """
+
+    @functools.wraps(function)
+    async def run(session: AsyncSession, *args: P.args, **kwargs: P.kwargs) -> T:
+        if session.in_transaction():
+            await session.commit()
+        if session.bind.dialect.name == "sqlite":
+            await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        try:
+            return await function(session, *args, **kwargs)
+        except BaseException:
+            await session.rollback()
+            raise
+
+    return run

@@ -1,0 +1,50 @@
+"""Test data made through the same services the app uses, with defaults that read well."""
+
+from __future__ import annotations
+
+import itertools
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Issue, Membership, Project, Role, User
+from app.services import issues, projects
+
+_sequence = itertools.count(1)
+
+
+async def make_user(
+    session: AsyncSession, *, email: str | None = None, display_name: str | None = None
+) -> User:
+    number = next(_sequence)
+    user = User(
+        email=email or f"user{number}@example.com", display_name=display_name or f"User {number}"
+    )
+    session.add(user)
+    await session.commit()
+    # Detached, like the request's user, so that a refused use case's rollback leaves it usable.
+    session.expunge(user)
+    return user
+
+
+async def make_project(
+    session: AsyncSession, owner: User, *, key: str | None = None, is_public: bool = False
+) -> Project:
+    key = key or f"P{next(_sequence)}"
+    return await projects.create_project(
+        session, owner, key=key, name=f"Project {key}", is_public=is_public
+    )
+
+
+async def add_member(
+    session: AsyncSession, project: Project, user: User, role: Role = Role.MEMBER
+) -> None:
+    session.add(Membership(project_id=project.id, user_id=user.id, role=role.value))
+    await session.commit()
+
+
+async def make_issue(
+    session: AsyncSession, actor: User, project: Project, *, title: str | None = None
+) -> Issue:
+    return await issues.create_issue(
+        session, actor, project.id, title=title or f"Issue {next(_sequence)}"
+    )
