@@ -7,7 +7,7 @@ from typing import Any
 
 from quart import Quart
 
-from app import db
+from app import cli, db, mail
 from app.config import config
 
 
@@ -31,9 +31,14 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
     app.config["CONFIG_NAME"] = config_name
 
     db.init_app(app)
+    mail.init_app(app)
 
-    from app.blueprints import errors, main
+    from app.blueprints import account, auth, errors, guards, main
 
+    guards.init_app(app)
     app.register_blueprint(main.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
     errors.init_app(app)
+    cli.init_app(app)
     return app

@@ -40,9 +40,44 @@ class Config:
     DATABASE_POOL_SIZE = 5
 
     BASE_URL = "http://127.0.0.1:5000"
+    # Request bodies larger than this are refused with 413.
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024
 
+    # Accounts. Who may sign up: open (anyone), closed (admins create accounts), or domains
+    # (addresses of SIGNUP_DOMAINS only, a comma-separated list).
+    SIGNUP_MODE = "open"
+    SIGNUP_DOMAINS = ""
+    PASSWORD_HASH_PROFILE = "default"  # noqa: S105  ("cheapest" in tests only)
+    AUTH_SESSION_IDLE_SECONDS = 24 * 3600
+    AUTH_SESSION_MAX_SECONDS = 3 * 24 * 3600
+    AUTH_REMEMBER_IDLE_SECONDS = 14 * 24 * 3600
+    AUTH_REMEMBER_MAX_SECONDS = 30 * 24 * 3600
+    # Per-client limits on login, sign-up and reset requests (off only in some tests).
+    RATE_LIMIT_ENABLED = True
+    # How many reverse proxies stand in front of the app; their X-Forwarded-For is trusted.
+    # 0 (the default) trusts no forwarded header: the client is the peer address.
+    TRUST_PROXY_COUNT = 0
+
+    QUART_AUTH_COOKIE_NAME = "issues_auth"
     QUART_AUTH_COOKIE_SECURE = True
     QUART_AUTH_COOKIE_SAMESITE = "Lax"
+    QUART_AUTH_SALT = "issues.auth-cookie"
+    SESSION_COOKIE_NAME = "issues_session"
+    SESSION_COOKIE_SAMESITE = "Lax"
+
+    # Mail. "log" prints each message to the log (development's default, no SMTP needed);
+    # "smtp" sends through MAIL_HOST.
+    MAIL_BACKEND = "smtp"
+    MAIL_HOST = "localhost"
+    MAIL_PORT = 25
+    MAIL_USERNAME = ""
+    MAIL_PASSWORD = ""
+    MAIL_USE_TLS = False  # implicit TLS (port 465); STARTTLS is used whenever offered
+    MAIL_SENDER = "Issues <no-reply@localhost>"
+    MAIL_TIMEOUT = 10
+    MAIL_MAX_ATTEMPTS = 8
+    MAIL_POLL_SECONDS = 5.0
+    MAIL_SEND_IN_BACKGROUND = True
 
     # Keys read from the environment, with the type to parse them as. .env.example lists them all.
     environment_keys: ClassVar[dict[str, type]] = {
@@ -52,6 +87,23 @@ class Config:
         "DATABASE_POOL_SIZE": int,
         "BASE_URL": str,
         "QUART_AUTH_COOKIE_SECURE": bool,
+        "SIGNUP_MODE": str,
+        "SIGNUP_DOMAINS": str,
+        "AUTH_SESSION_IDLE_SECONDS": int,
+        "AUTH_SESSION_MAX_SECONDS": int,
+        "AUTH_REMEMBER_IDLE_SECONDS": int,
+        "AUTH_REMEMBER_MAX_SECONDS": int,
+        "TRUST_PROXY_COUNT": int,
+        "MAIL_BACKEND": str,
+        "MAIL_HOST": str,
+        "MAIL_PORT": int,
+        "MAIL_USERNAME": str,
+        "MAIL_PASSWORD": str,
+        "MAIL_USE_TLS": bool,
+        "MAIL_SENDER": str,
+        "MAIL_TIMEOUT": int,
+        "MAIL_MAX_ATTEMPTS": int,
+        "MAIL_POLL_SECONDS": float,
     }
 
     @classmethod
@@ -67,6 +119,14 @@ class Config:
         if not app.config["DATABASE_URL"]:
             app.config["DATABASE_URL"] = cls.default_database_url(app)
         app.config["DATABASE_URL"] = normalise_database_url(app.config["DATABASE_URL"])
+        # One switch for both cookies: the login cookie and the signed session (CSRF token).
+        app.config["SESSION_COOKIE_SECURE"] = app.config["QUART_AUTH_COOKIE_SECURE"]
+        app.config["QUART_AUTH_DURATION"] = app.config["AUTH_REMEMBER_MAX_SECONDS"]
+        app.config["BASE_URL"] = app.config["BASE_URL"].rstrip("/")
+        if app.config["SIGNUP_MODE"] not in ("open", "closed", "domains"):
+            raise ConfigurationError("SIGNUP_MODE must be open, closed or domains")
+        if app.config["MAIL_BACKEND"] not in ("smtp", "log"):
+            raise ConfigurationError("MAIL_BACKEND must be smtp or log")
         cls.init_app(app)
 
     @staticmethod
@@ -81,6 +141,7 @@ class Config:
 
 class DevelopmentConfig(Config):
     DEBUG = True
+    MAIL_BACKEND = "log"
     # Development runs on plain http://127.0.0.1, where a Secure cookie is ignored by some clients.
     QUART_AUTH_COOKIE_SECURE = False
 
@@ -88,6 +149,10 @@ class DevelopmentConfig(Config):
 class TestingConfig(Config):
     TESTING = True
     QUART_AUTH_COOKIE_SECURE = False
+    PASSWORD_HASH_PROFILE = "cheapest"  # noqa: S105
+    # Tests deliver the outbox when they choose to, so what they see is deterministic.
+    MAIL_SEND_IN_BACKGROUND = False
+    MAIL_TIMEOUT = 3
     # Tests pick their database explicitly; never the developer's file.
     DATABASE_URL = "sqlite+aiosqlite://"
 

@@ -99,6 +99,13 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+async def begin_writing(session: AsyncSession) -> None:
+    """Begin the session's transaction as a writer: on SQLite it takes the write lock now, so
+    that concurrent writers queue instead of failing to upgrade a read lock later."""
+    if session.bind.dialect.name == "sqlite":
+        await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+
+
 class Database:
     """The engine and session factory an app uses; made in create_app, disposed after serving."""
 

@@ -10,12 +10,22 @@ class ServiceError(Exception):
 
     status = 400
     code = "invalid"
+    # Seconds the client should wait before asking again, sent as Retry-After.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         self.details = details
+
+    @property
+    def field_errors(self) -> dict[str, str]:
+        """Each field's problem, for a form: several when given as errors=, else the one."""
+        errors = self.details.get("errors")
+        if errors:
+            return dict(errors)
+        return {self.field: self.message} if self.field else {}
 
 
 class Invalid(ServiceError):
@@ -44,3 +54,14 @@ class Conflict(ServiceError):
 
     status = 409
     code = "conflict"
+
+
+class TooManyRequests(ServiceError):
+    """Slow down: too many requests or failed attempts; `retry_after` says for how long."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message or f"Too many attempts. Try again in {retry_after} seconds.")
+        self.retry_after = retry_after

@@ -6,6 +6,7 @@ import itertools
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import utcnow
 from app.models import Issue, Membership, Project, Role, User
 from app.services import issues, projects
 
@@ -13,11 +14,19 @@ _sequence = itertools.count(1)
 
 
 async def make_user(
-    session: AsyncSession, *, email: str | None = None, display_name: str | None = None
+    session: AsyncSession,
+    *,
+    email: str | None = None,
+    display_name: str | None = None,
+    validated: bool = True,
+    password_hash: str | None = None,
 ) -> User:
     number = next(_sequence)
     user = User(
-        email=email or f"user{number}@example.com", display_name=display_name or f"User {number}"
+        email=email or f"user{number}@example.com",
+        display_name=display_name or f"User {number}",
+        email_verified_at=utcnow() if validated else None,
+        password_hash=password_hash,
     )
     session.add(user)
     await session.commit()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Quart, Response, jsonify, render_template, request
+from quart import Quart, Response, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from app.errors import ServiceError
@@ -25,8 +25,12 @@ async def _error_answer(
 
 def init_app(app: Quart) -> None:
     @app.errorhandler(ServiceError)
-    async def service_refused(error: ServiceError) -> tuple[Response | str, int]:
-        return await _error_answer(error.status, error.code, error.message, error.field)
+    async def service_refused(error: ServiceError) -> Response:
+        body, status = await _error_answer(error.status, error.code, error.message, error.field)
+        response = await make_response(body, status)
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> tuple[Response | str, int]:

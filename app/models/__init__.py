@@ -1,18 +1,28 @@
 """What the data is. Importing this package registers every table on Base.metadata."""
 
+from app.models.account import AccountToken, AuthSession, LoginThrottle, TokenPurpose
 from app.models.activity import Activity
 from app.models.issue import Comment, Issue, IssueLabel, Label
+from app.models.outbox import MailStatus, OutboxMessage
 from app.models.project import Membership, Project, Role
+from app.models.rate_limit import RateLimitBucket
 from app.models.user import User
 
 __all__ = [
+    "AccountToken",
     "Activity",
+    "AuthSession",
     "Comment",
     "Issue",
     "IssueLabel",
     "Label",
+    "LoginThrottle",
+    "MailStatus",
     "Membership",
+    "OutboxMessage",
     "Project",
+    "RateLimitBucket",
     "Role",
+    "TokenPurpose",
     "User",
 ]

@@ -33,8 +33,15 @@ async def readable_project(session: AsyncSession, user: User | None, project_id:
     return project
 
 
+def require_validated(user: User) -> None:
+    """Until its address is validated, an account may read but not change anything."""
+    if user.email_verified_at is None:
+        raise Forbidden("Confirm your email address first: use the link we sent you.")
+
+
 async def writable_project(session: AsyncSession, user: User, project_id: int) -> Project:
     """The project if `user` may create and edit its issues."""
+    require_validated(user)
     project = await readable_project(session, user, project_id)
     role = await role_in(session, user, project_id)
     if role is None or not role.can_write_issues:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, Invalid
 from app.models import Membership, Project, Role, User
+from app.services.access import require_validated
 from app.services.activity import record_activity
 from app.services.transaction import use_case
 
@@ -38,6 +39,7 @@ async def create_project(
 ) -> Project:
     """Create a project owned by `creator`. Raises Invalid for bad fields, Conflict for a taken
     key; nothing is written then."""
+    require_validated(creator)
     key = normalise_key(key)
     name = name.strip()
     if not 1 <= len(name) <= 100:

@@ -8,7 +8,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import SQLITE_BEGIN_OPTION
+from app.db import begin_writing
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -30,8 +30,7 @@ def use_case(
     async def run(session: AsyncSession, *args: P.args, **kwargs: P.kwargs) -> T:
         if session.in_transaction():
             await session.commit()
-        if session.bind.dialect.name == "sqlite":
-            await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        await begin_writing(session)
         try:
             return await function(session, *args, **kwargs)
         except BaseException:

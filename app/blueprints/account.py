@@ -1,0 +1,107 @@
+"""The account page: name, password, email address, and the sessions logged in."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from app.blueprints.guards import (
+    account_settings,
+    current_account,
+    current_auth_session,
+    login_required,
+)
+from app.db import get_session
+from app.errors import Invalid
+from app.models import AuthSession, User
+from app.services import accounts
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+def _me() -> tuple[User, AuthSession]:
+    user, auth_session = current_account(), current_auth_session()
+    assert user is not None and auth_session is not None  # login_required ran
+    return user, auth_session
+
+
+async def _page(
+    refused_form: str | None = None, errors: dict[str, str] | None = None, status: int = 200
+) -> tuple[str, int]:
+    """The account page; `errors` belong to `refused_form` (name, email or password)."""
+    user, auth_session = _me()
+    sessions = await accounts.active_sessions(get_session(), account_settings(), user.id)
+    page = await render_template(
+        "account/index.html",
+        user=user,
+        sessions=sessions,
+        this_session_id=auth_session.id,
+        errors={refused_form: errors or {}} if refused_form else {},
+    )
+    return page, status
+
+
+@bp.get("/")
+@login_required
+async def index() -> tuple[str, int]:
+    return await _page()
+
+
+@bp.post("/name")
+@login_required
+async def change_name() -> Response | tuple[str, int]:
+    user, _ = _me()
+    form = await request.form
+    try:
+        await accounts.change_display_name(get_session(), user.id, form.get("display_name", ""))
+    except Invalid as refusal:
+        return await _page("name", refusal.field_errors, 400)
+    await flash("Your name is saved.")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/password")
+@login_required
+async def change_password() -> Response | tuple[str, int]:
+    user, auth_session = _me()
+    form = await request.form
+    try:
+        await accounts.change_password(
+            get_session(),
+            account_settings(),
+            user.id,
+            current_password=form.get("current_password", ""),
+            new_password=form.get("new_password", ""),
+            keep_session=auth_session.id,
+        )
+    except Invalid as refusal:
+        return await _page("password", refusal.field_errors, 400)
+    await flash("Your password is changed; your other sessions are logged out.")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/email")
+@login_required
+async def change_email() -> Response | tuple[str, int]:
+    user, _ = _me()
+    form = await request.form
+    try:
+        await accounts.request_email_change(
+            get_session(),
+            account_settings(),
+            user.id,
+            new_email=form.get("email", ""),
+            current_password=form.get("current_password", ""),
+        )
+    except Invalid as refusal:
+        return await _page("email", refusal.field_errors, 400)
+    await flash("We sent a link to your new address. Your address changes when you open it.")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/sessions/end-others")
+@login_required
+async def end_other_sessions() -> Response:
+    user, auth_session = _me()
+    ended = await accounts.end_other_sessions(get_session(), user.id, auth_session.id)
+    await flash(f"Logged out {ended} other session{'s' if ended != 1 else ''}.")
+    return redirect(url_for("account.index"))

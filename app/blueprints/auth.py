@@ -1,0 +1,175 @@
+"""Sign-up, address validation, login, logout and password reset."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from quart import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from app.blueprints.guards import (
+    account_settings,
+    begin_login,
+    client_address,
+    current_account,
+    current_auth_session,
+    end_login,
+    login_required,
+    rate_limited,
+    safe_next,
+)
+from app.db import get_session
+from app.errors import Invalid, TooManyRequests
+from app.models import User
+from app.services import accounts
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+Page = str | Response | tuple[str, int] | tuple[str, int, dict[str, str]]
+
+
+async def _start_session_for(user: User, *, remember: bool) -> None:
+    secret = await accounts.start_session(
+        get_session(),
+        account_settings(),
+        user,
+        remember=remember,
+        user_agent=request.headers.get("User-Agent", ""),
+        client_address=client_address(),
+    )
+    begin_login(secret, remember=remember)
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@rate_limited("signup", limit=10, per_seconds=600)
+async def signup() -> Page:
+    settings = account_settings()
+    if request.method == "GET":
+        return await render_template("auth/signup.html", form={}, errors={}, settings=settings)
+    form = await request.form
+    try:
+        user = await accounts.sign_up(
+            get_session(),
+            settings,
+            email=form.get("email", ""),
+            display_name=form.get("display_name", ""),
+            password=form.get("password", ""),
+        )
+    except Invalid as refusal:
+        page = await render_template(
+            "auth/signup.html", form=form, errors=refusal.field_errors, settings=settings
+        )
+        return page, 400
+    await _start_session_for(user, remember=False)
+    await flash(f"Welcome! We sent a link to {user.email}: open it to confirm your address.")
+    return redirect(url_for("main.index"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@rate_limited("login", limit=20, per_seconds=300)
+async def login() -> Page:
+    next_page = safe_next(request.args.get("next"))
+    if request.method == "GET":
+        if current_account() is not None:
+            return redirect(next_page)
+        return await render_template("auth/login.html", form={}, error=None, next=next_page)
+    form = await request.form
+    next_page = safe_next(form.get("next"))
+    try:
+        user = await accounts.log_in(
+            get_session(),
+            account_settings(),
+            email=form.get("email", ""),
+            password=form.get("password", ""),
+        )
+    except (Invalid, TooManyRequests) as refusal:
+        page = await render_template(
+            "auth/login.html", form=form, error=refusal.message, next=next_page
+        )
+        headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else {}
+        return page, refusal.status, headers
+    await _start_session_for(user, remember=form.get("remember") == "on")
+    return redirect(next_page)
+
+
+@bp.post("/logout")
+async def logout() -> Response:
+    auth_session = current_auth_session()
+    if auth_session is not None:
+        await accounts.end_session(get_session(), auth_session.id)
+    end_login()
+    await flash("You are logged out.")
+    return redirect(url_for("main.index"))
+
+
+@bp.get("/verify/<signed>")
+async def verify(signed: str) -> Page:
+    try:
+        user = await accounts.verify_email(get_session(), account_settings(), signed)
+    except Invalid as refusal:
+        return await render_template("auth/link_refused.html", message=refusal.message), 400
+    await flash("Your address is confirmed. Welcome to Issues!")
+    viewer = current_account()
+    if viewer is not None and viewer.id == user.id:
+        return redirect(url_for("main.index"))
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/verify/resend")
+@login_required
+@rate_limited("resend-verification", limit=3, per_seconds=600)
+async def resend_verification() -> Response:
+    user = current_account()
+    assert user is not None
+    await accounts.resend_verification(get_session(), account_settings(), user.id)
+    await flash(f"We sent a new link to {user.email}.")
+    return redirect(safe_next(request.referrer and _path_of(request.referrer)))
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@bp.get("/confirm-email/<signed>")
+async def confirm_email(signed: str) -> Page:
+    try:
+        await accounts.confirm_email_change(get_session(), account_settings(), signed)
+    except Invalid as refusal:
+        return await render_template("auth/link_refused.html", message=refusal.message), 400
+    await flash("Your new address is confirmed and is now the one you log in with.")
+    return redirect(url_for("account.index") if current_account() else url_for("auth.login"))
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+@rate_limited("reset", limit=5, per_seconds=900)
+async def forgot() -> Page:
+    if request.method == "GET":
+        return await render_template("auth/forgot.html", sent_to=None)
+    email = (await request.form).get("email", "")
+    await accounts.request_password_reset(get_session(), account_settings(), email)
+    # The same answer whether or not an account has this address.
+    return await render_template("auth/forgot.html", sent_to=email.strip())
+
+
+@bp.route("/reset/<signed>", methods=["GET", "POST"])
+@rate_limited("reset", limit=5, per_seconds=900)
+async def reset(signed: str) -> Page:
+    if request.method == "GET":
+        try:
+            await accounts.check_reset_link(get_session(), account_settings(), signed)
+        except Invalid as refusal:
+            return await render_template("auth/link_refused.html", message=refusal.message), 400
+        return await render_template("auth/reset.html", error=None)
+    form = await request.form
+    try:
+        user = await accounts.reset_password(
+            get_session(), account_settings(), signed, form.get("password", "")
+        )
+    except Invalid as refusal:
+        if refusal.field != "password":
+            return await render_template("auth/link_refused.html", message=refusal.message), 400
+        return await render_template("auth/reset.html", error=refusal.message), 400
+    end_login()
+    await _start_session_for(user, remember=False)
+    await flash("Your password is changed, and every other session is logged out.")
+    return redirect(url_for("main.index"))

@@ -1,0 +1,214 @@
+"""The outbox: mail is queued in the change's own transaction and sent after it commits.
+
+Any worker may send any queued message. A sender claims a batch in a short transaction (on
+PostgreSQL with FOR UPDATE SKIP LOCKED, so two workers never claim one row), sends it outside
+any transaction, then records each outcome. A claim is a lease: a worker that dies mid-send
+leaves the message to be retried once the lease ends (decision 0004).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+from sqlalchemy import event, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from app.db import begin_writing, utcnow
+from app.mail.compose import header_safe, render_mail
+from app.mail.transport import Outcome, Transport
+from app.models import MailStatus, OutboxMessage
+
+log = logging.getLogger("issues.mail")
+
+BATCH_SIZE = 20
+FIRST_RETRY_SECONDS = 30
+LAST_RETRY_SECONDS = 3600
+# session.info keys: set when a commit carries mail, and the callback that wakes the sender.
+_MAIL_QUEUED = "issues.mail_queued"
+WAKE_SENDER = "issues.wake_mail_sender"
+
+
+def enqueue_mail(
+    session: AsyncSession, *, to_address: str, to_name: str = "", template: str, **context: Any
+) -> OutboxMessage:
+    """Queue a message in the caller's transaction: it is sent only if that transaction commits."""
+    rendered = render_mail(template, **context)
+    message = OutboxMessage(
+        to_address=to_address,
+        to_name=header_safe(to_name)[:100],
+        subject=rendered.subject,
+        text_body=rendered.text,
+        html_body=rendered.html,
+        template=template,
+    )
+    session.add(message)
+    session.info[_MAIL_QUEUED] = True
+    return message
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_sender_after_commit(session: Session) -> None:
+    if session.info.pop(_MAIL_QUEUED, False):
+        wake = session.info.get(WAKE_SENDER)
+        if wake is not None:
+            wake()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_mail(session: Session, previous_transaction: Any) -> None:
+    session.info.pop(_MAIL_QUEUED, None)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, ... up to an hour between attempts."""
+    return timedelta(
+        seconds=min(FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0), LAST_RETRY_SECONDS)
+    )
+
+
+def as_email(message: OutboxMessage, sender: str) -> EmailMessage:
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = Address(display_name=message.to_name, addr_spec=message.to_address)
+    email["Subject"] = message.subject
+    email["Date"] = format_datetime(message.created_at)
+    # The same id on every attempt, so a receiver can drop a duplicate after a lost answer.
+    email["Message-ID"] = make_msgid(idstring=f"outbox.{message.id}", domain="issues.local")
+    email.set_content(message.text_body)
+    email.add_alternative(message.html_body, subtype="html")
+    return email
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retried + self.failed
+
+
+class MailSender:
+    """Sends what the outbox holds: on demand (`deliver_pending`) and, in a served app, from a
+    background task that wakes when a commit queues mail and polls for other workers' mail."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        transport: Transport,
+        *,
+        sender_address: str = "Issues <no-reply@localhost>",
+        max_attempts: int = 8,
+        poll_seconds: float = 5.0,
+        lease_seconds: float = 60.0,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.transport = transport
+        self.sender_address = sender_address
+        self.max_attempts = max_attempts
+        self.poll_seconds = poll_seconds
+        self.lease = timedelta(seconds=lease_seconds)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # Sessions made by this sessionmaker wake the sender when they commit mail.
+        self.sessionmaker.kw.setdefault("info", {})[WAKE_SENDER] = self.wake
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def deliver_pending(self) -> DeliveryReport:
+        """Send every message that is due, batch by batch, and report what happened."""
+        report = DeliveryReport()
+        while batch := await self._claim_batch():
+            outcomes = await self.transport.send_all(
+                [as_email(message, self.sender_address) for message in batch]
+            )
+            await self._record(batch, outcomes, report)
+        return report
+
+    async def _claim_batch(self) -> list[OutboxMessage]:
+        now = utcnow()
+        async with self.sessionmaker() as session:
+            await begin_writing(session)
+            query = (
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.status == MailStatus.PENDING.value,
+                    OutboxMessage.next_attempt_at <= now,
+                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+                )
+                .order_by(OutboxMessage.id)
+                .limit(BATCH_SIZE)
+            )
+            if session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            batch = list(await session.scalars(query))
+            for message in batch:
+                message.claimed_until = now + self.lease
+                message.attempts += 1
+            await session.commit()
+            return batch
+
+    async def _record(
+        self, batch: list[OutboxMessage], outcomes: list[Outcome], report: DeliveryReport
+    ) -> None:
+        # A transport that could not connect answers once for the whole batch.
+        if len(outcomes) == 1 and len(batch) > 1:
+            outcomes = outcomes * len(batch)
+        now = utcnow()
+        async with self.sessionmaker() as session:
+            await begin_writing(session)
+            for claimed, outcome in zip(batch, outcomes, strict=True):
+                message = await session.get(OutboxMessage, claimed.id)
+                if message is None:
+                    continue
+                message.claimed_until = None
+                message.last_error = outcome.error[:2000]
+                if outcome.result == "sent":
+                    message.status, message.sent_at = MailStatus.SENT.value, now
+                    report.sent += 1
+                elif outcome.result == "failed" or message.attempts >= self.max_attempts:
+                    message.status = MailStatus.FAILED.value
+                    report.failed += 1
+                    log.error(
+                        "mail %s to %s failed: %s", message.id, message.to_address, outcome.error
+                    )
+                else:
+                    message.next_attempt_at = now + retry_delay(message.attempts)
+                    report.retried += 1
+                    log.warning("mail %s will be retried: %s", message.id, outcome.error)
+                if outcome.error:
+                    report.errors.append(outcome.error)
+            await session.commit()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="mail-sender")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.deliver_pending()
+            except Exception:  # a database outage must not kill the sender for good
+                log.exception("mail sender: delivery round failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            self._wake.clear()
