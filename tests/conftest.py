@@ -10,8 +10,9 @@ import os
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import create_app, schema
 from app.config import normalise_database_url
 from app.db import Base, create_engine
+from tests.mailcatcher import MailCatcher
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -130,9 +132,36 @@ async def database_url(migrated_database: str, backend: str, tmp_path: Path) -> 
     return migrated_database
 
 
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[MailCatcher]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, catching every message."""
+    catcher = MailCatcher()
+    catcher.start()
+    yield catcher
+    catcher.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: MailCatcher) -> MailCatcher:
+    """The SMTP server, emptied and running, for one test."""
+    smtp_server.start()
+    smtp_server.messages.clear()
+    return smtp_server
+
+
+def app_settings(database_url: str, mailbox: MailCatcher, **overrides: Any) -> dict[str, Any]:
+    return {
+        "DATABASE_URL": database_url,
+        "MAIL_HOST": "127.0.0.1",
+        "MAIL_PORT": mailbox.port,
+        "BASE_URL": "http://issues.test",
+        **overrides,
+    }
+
+
 @pytest_asyncio.fixture
-async def app(database_url: str) -> AsyncIterator[Quart]:
-    app = create_app("testing", DATABASE_URL=database_url)
+async def app(database_url: str, mailbox: MailCatcher) -> AsyncIterator[Quart]:
+    app = create_app("testing", **app_settings(database_url, mailbox))
     async with app.test_app() as test_app:
         yield test_app.app
 

@@ -208,6 +208,6 @@ def init_app(app: Quart) -> None:
     app.before_request(_refuse_cross_site_requests)
     app.after_request(_set_security_headers)
 
-    @app.context_processor
-    async def template_globals() -> dict[str, object]:
-        return {"current_account": current_account(), "csrf_token": csrf_token}
+    # Globals, not context: imported macros (the form fields) see globals only.
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["current_account"] = current_account
