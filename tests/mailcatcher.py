@@ -56,6 +56,15 @@ class MailCatcher:
         self.messages: list[CaughtMail] = []
         self._controller: Controller | None = None
 
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        # Addresses at bounce.example do not exist: a permanent refusal, as a real server gives.
+        if address.endswith("@bounce.example"):
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(CaughtMail(envelope.mail_from, list(envelope.rcpt_tos), message))
