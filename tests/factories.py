@@ -22,8 +22,10 @@ async def make_user(
     password_hash: str | None = None,
 ) -> User:
     number = next(_sequence)
+    email = email or f"user{number}@example.com"
     user = User(
-        email=email or f"user{number}@example.com",
+        email=email,
+        handle=email.split("@")[0].lower() + str(number),
         display_name=display_name or f"User {number}",
         email_verified_at=utcnow() if validated else None,
         password_hash=password_hash,

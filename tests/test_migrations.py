@@ -18,12 +18,15 @@ from tests.conftest import (
 
 
 def _differences(connection) -> list:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": schema.include_name}
+    )
     return compare_metadata(context, Base.metadata)
 
 
 def _tables(connection) -> set[str]:
-    return set(inspect(connection).get_table_names()) - {"alembic_version"}
+    names = set(inspect(connection).get_table_names()) - {"alembic_version"}
+    return {name for name in names if schema.include_name(name, "table", {})}
 
 
 async def _up_check_down(url: str) -> None:

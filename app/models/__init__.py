@@ -2,7 +2,17 @@
 
 from app.models.account import AccountToken, AuthSession, LoginThrottle, TokenPurpose
 from app.models.activity import Activity
-from app.models.issue import Comment, Issue, IssueLabel, Label
+from app.models.issue import (
+    Comment,
+    Issue,
+    IssueLabel,
+    IssueSearch,
+    Label,
+    StatusCategory,
+    Watcher,
+    WorkflowStatus,
+)
+from app.models.notification import Notification, SavedSearch
 from app.models.outbox import MailStatus, OutboxMessage
 from app.models.project import Membership, Project, Role
 from app.models.rate_limit import RateLimitBucket
@@ -15,14 +25,20 @@ __all__ = [
     "Comment",
     "Issue",
     "IssueLabel",
+    "IssueSearch",
     "Label",
     "LoginThrottle",
     "MailStatus",
     "Membership",
+    "Notification",
     "OutboxMessage",
     "Project",
     "RateLimitBucket",
     "Role",
+    "SavedSearch",
+    "StatusCategory",
     "TokenPurpose",
     "User",
+    "Watcher",
+    "WorkflowStatus",
 ]

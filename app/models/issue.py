@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
@@ -39,8 +41,22 @@ class Priority(StrEnum):
     NONE = "none"
 
 
-# The default workflow: the board's columns, in order. Issue 4 makes it per project.
-DEFAULT_STATUSES = ("Backlog", "To do", "In progress", "In review", "Done")
+class StatusCategory(StrEnum):
+    """What a workflow status means, whatever it is called: open work, work under way, done."""
+
+    TODO = "todo"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+
+
+# A new project's workflow: the board's columns, in order, each in its category.
+DEFAULT_WORKFLOW = (
+    ("Backlog", StatusCategory.TODO),
+    ("To do", StatusCategory.TODO),
+    ("In progress", StatusCategory.IN_PROGRESS),
+    ("In review", StatusCategory.IN_PROGRESS),
+    ("Done", StatusCategory.DONE),
+)
 
 # Board positions leave room between neighbours so a move rarely renumbers a column.
 POSITION_STEP = 1024
@@ -52,6 +68,23 @@ IssueLabel = Table(
     Column("issue_id", ForeignKey("issue.id", ondelete="CASCADE"), primary_key=True),
     Column("label_id", ForeignKey("label.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
+
+
+class WorkflowStatus(Base):
+    """One column of a project's board."""
+
+    __tablename__ = "workflow_status"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(50))
+    category: Mapped[str] = mapped_column(String(16), default=StatusCategory.TODO.value)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def is_done(self) -> bool:
+        return self.category == StatusCategory.DONE
 
 
 class Label(Base):
@@ -68,7 +101,8 @@ class Issue(Base):
     __tablename__ = "issue"
     __table_args__ = (
         UniqueConstraint("project_id", "number"),
-        Index("ix_issue_project_id_status_position", "project_id", "status", "position"),
+        Index("ix_issue_project_id_status_id_position", "project_id", "status_id", "position"),
+        Index("ix_issue_project_id_updated_at", "project_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -76,7 +110,7 @@ class Issue(Base):
     number: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(50), default=DEFAULT_STATUSES[0])
+    status_id: Mapped[int] = mapped_column(ForeignKey("workflow_status.id", ondelete="RESTRICT"))
     priority: Mapped[str] = mapped_column(String(16), default=Priority.NONE.value)
     type: Mapped[str] = mapped_column(String(16), default=IssueType.TASK.value)
     reporter_id: Mapped[int | None] = mapped_column(
@@ -95,6 +129,7 @@ class Issue(Base):
     __mapper_args__: ClassVar[dict] = {"version_id_col": version}
 
     project: Mapped[Project] = relationship(lazy="raise")
+    status: Mapped[WorkflowStatus] = relationship(lazy="raise")
     reporter: Mapped[User | None] = relationship(foreign_keys=[reporter_id], lazy="raise")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="raise")
     labels: Mapped[list[Label]] = relationship(secondary=IssueLabel, lazy="raise")
@@ -123,3 +158,35 @@ class Comment(Base):
 
     issue: Mapped[Issue] = relationship(back_populates="comments", lazy="raise")
     author: Mapped[User | None] = relationship(lazy="raise")
+
+
+class Watcher(Base):
+    """Who follows an issue. A row with watching=False records an explicit unwatch, so that
+    commenting or being mentioned later does not quietly subscribe the person again."""
+
+    __tablename__ = "watcher"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issue.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    watching: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IssueSearch(Base):
+    """The text that free words in a search match: title, description and comments.
+
+    On PostgreSQL `document` is a tsvector with a GIN index; on SQLite it is the plain text, and
+    an FTS5 table kept in step by triggers (created by the migration) indexes it.
+    """
+
+    __tablename__ = "issue_search"
+    __table_args__ = (Index("ix_issue_search_document", "document", postgresql_using="gin"),)
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issue.id", ondelete="CASCADE"), primary_key=True
+    )
+    document: Mapped[str] = mapped_column(TSVECTOR().with_variant(Text(), "sqlite"))

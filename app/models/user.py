@@ -17,10 +17,14 @@ class User(Base):
     # Stored normalised (trimmed, lower-case), so the unique index is case-insensitive in effect.
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(100))
+    # What @mentions use: unique, lower-case letters, digits, dots, dashes and underscores.
+    handle: Mapped[str] = mapped_column(String(40), unique=True)
     # None for an account that has no password yet (created by an admin, say).
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Mail about watched issues (assigned, commented on, status changed); the user can turn it off.
+    notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,6 +92,24 @@ def normalise_email(raw: str) -> str:
     return candidate.lower()
 
 
+HANDLE_CHARACTERS = re.compile(r"[^a-z0-9._-]")
+
+
+async def unique_handle(session: AsyncSession, email: str) -> str:
+    """A free @handle made from the address's local part: ann, ann2, ann3, ..."""
+    base = HANDLE_CHARACTERS.sub("", email.split("@")[0].lower())[:30] or "user"
+    taken = set(
+        await session.scalars(
+            select(User.handle).where(or_(User.handle == base, User.handle.like(f"{base}%")))
+        )
+    )
+    handle, suffix = base, 1
+    while handle in taken:
+        suffix += 1
+        handle = f"{base}{suffix}"
+    return handle
+
+
 def _display_name_problem(name: str) -> str | None:
     if not name:
         return "Tell us what to call you."
@@ -149,7 +168,10 @@ async def sign_up(
         raise Invalid("Please correct the marked fields.", errors=errors)
 
     user = User(
-        email=email, display_name=display_name, password_hash=await settings.hasher.hash(password)
+        email=email,
+        handle=await unique_handle(session, email),
+        display_name=display_name,
+        password_hash=await settings.hasher.hash(password),
     )
     session.add(user)
     try:
@@ -607,7 +629,9 @@ async def create_admin(
         display_name = display_name.strip() or email.split("@")[0]
         if problem := _display_name_problem(display_name):
             raise Invalid(problem, field="display_name")
-        user = User(email=email, display_name=display_name)
+        user = User(
+            email=email, handle=await unique_handle(session, email), display_name=display_name
+        )
         session.add(user)
     user.password_hash = await settings.hasher.hash(password)
     user.is_admin = True

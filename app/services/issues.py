@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.errors import Invalid, NotFound
-from app.models import Issue, Label, Membership, User
-from app.models.issue import DEFAULT_STATUSES, POSITION_STEP, IssueType, Priority
+from app.models import Issue, Label, Membership, User, WorkflowStatus
+from app.models.issue import POSITION_STEP, IssueType, Priority
 from app.services.access import readable_project, writable_project
 from app.services.activity import record_activity, take_project_counters
 from app.services.transaction import use_case
@@ -25,6 +25,20 @@ def _choice(value: str, allowed: list[str] | tuple[str, ...], field: str) -> str
     return value
 
 
+async def _status_of(
+    session: AsyncSession, project_id: int, status_id: int | None
+) -> WorkflowStatus:
+    """The project's status `status_id`, or its first column when None."""
+    query = select(WorkflowStatus).where(WorkflowStatus.project_id == project_id)
+    if status_id is None:
+        status = await session.scalar(query.order_by(WorkflowStatus.position).limit(1))
+    else:
+        status = await session.scalar(query.where(WorkflowStatus.id == status_id))
+    if status is None:
+        raise Invalid("Pick one of the project's statuses.", field="status")
+    return status
+
+
 @use_case
 async def create_issue(
     session: AsyncSession,
@@ -35,7 +49,7 @@ async def create_issue(
     description: str = "",
     type: str = IssueType.TASK.value,
     priority: str = Priority.NONE.value,
-    status: str = DEFAULT_STATUSES[0],
+    status_id: int | None = None,
     assignee_id: int | None = None,
     label_ids: list[int] | tuple[int, ...] = (),
     due_date: date | None = None,
@@ -52,7 +66,7 @@ async def create_issue(
         )
     _choice(type, [t.value for t in IssueType], "type")
     _choice(priority, [p.value for p in Priority], "priority")
-    _choice(status, DEFAULT_STATUSES, "status")
+    status = await _status_of(session, project.id, status_id)
     if assignee_id is not None and not await session.scalar(
         select(Membership.user_id).where(
             Membership.project_id == project.id, Membership.user_id == assignee_id
@@ -70,7 +84,7 @@ async def create_issue(
     number, _ = await take_project_counters(session, project.id, issues=1)
     last_position = await session.scalar(
         select(func.max(Issue.position)).where(
-            Issue.project_id == project.id, Issue.status == status
+            Issue.project_id == project.id, Issue.status_id == status.id
         )
     )
     issue = Issue(
@@ -95,7 +109,7 @@ async def create_issue(
         actor,
         "issue.created",
         issue=issue,
-        payload={"number": number, "title": title, "status": status},
+        payload={"number": number, "title": title, "status": status.name},
     )
     await session.commit()
     return issue

@@ -9,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, Invalid
-from app.models import Membership, Project, Role, User
+from app.models import Membership, Project, Role, User, WorkflowStatus
+from app.models.issue import DEFAULT_WORKFLOW
 from app.services.access import require_validated
 from app.services.activity import record_activity
 from app.services.transaction import use_case
@@ -52,6 +53,10 @@ async def create_project(
     try:
         await session.flush()
         session.add(Membership(project_id=project.id, user_id=creator.id, role=Role.OWNER.value))
+        session.add_all(
+            WorkflowStatus(project_id=project.id, name=name, category=category, position=position)
+            for position, (name, category) in enumerate(DEFAULT_WORKFLOW)
+        )
         await record_activity(
             session, project, creator, "project.created", payload={"key": key, "name": name}
         )
