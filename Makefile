@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: help run test lint format migrate seed clean
+.PHONY: help run test lint format migrate seed clean vendor
 
 help:
 	@echo "make run     set up and serve Issues at http://$(HOST):$(PORT) (SQLite, no other service)"
@@ -35,7 +35,22 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed-app
 
-migrate: $(VENV)/.installed-app
+# Front-end libraries from npm (pinned in package-lock.json) into app/static/vendor. Without
+# npm the pages still work, with full-page forms instead of in-place updates.
+VENDOR := app/static/vendor
+$(VENDOR)/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund --ignore-scripts --loglevel=error && \
+		mkdir -p $(VENDOR) && \
+		cp node_modules/htmx.org/dist/htmx.min.js node_modules/htmx-ext-sse/dist/sse.min.js \
+		   node_modules/sortablejs/Sortable.min.js $(VENDOR)/ && touch $@; \
+	else \
+		echo "npm not found: pages will work without htmx (install Node.js for in-place edits)"; \
+	fi
+
+vendor: $(VENDOR)/.installed
+
+migrate: $(VENDOR)/.installed $(VENV)/.installed-app
 	$(BIN)/alembic upgrade head
 
 run: migrate
@@ -45,7 +60,7 @@ run: migrate
 	exec $(BIN)/hypercorn "app:create_app()" --bind $(HOST):$(PORT) --graceful-timeout 1 \
 		--access-logfile -
 
-test: $(VENV)/.installed-test
+test: $(VENDOR)/.installed $(VENV)/.installed-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
@@ -57,4 +72,4 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info node_modules $(VENDOR)

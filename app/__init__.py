@@ -33,12 +33,22 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
     db.init_app(app)
     mail.init_app(app)
 
-    from app.blueprints import account, auth, errors, guards, main
+    from app.blueprints import (
+        account,
+        auth,
+        errors,
+        finding,
+        guards,
+        issues,
+        layout,
+        main,
+        projects,
+    )
 
     guards.init_app(app)
-    app.register_blueprint(main.bp)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(account.bp)
+    layout.init_app(app)
+    for blueprint in (main.bp, auth.bp, account.bp, projects.bp, issues.bp, finding.bp):
+        app.register_blueprint(blueprint)
     errors.init_app(app)
     cli.init_app(app)
     return app

@@ -78,6 +78,10 @@ class Config:
     MAIL_MAX_ATTEMPTS = 8
     MAIL_POLL_SECONDS = 5.0
     MAIL_SEND_IN_BACKGROUND = True
+    # Watchers' mail is sent once a burst of changes has been quiet this long, or once its first
+    # change is this old.
+    NOTIFY_QUIET_SECONDS = 120
+    NOTIFY_LONGEST_WAIT_SECONDS = 900
 
     # Keys read from the environment, with the type to parse them as. .env.example lists them all.
     environment_keys: ClassVar[dict[str, type]] = {
@@ -104,6 +108,8 @@ class Config:
         "MAIL_TIMEOUT": int,
         "MAIL_MAX_ATTEMPTS": int,
         "MAIL_POLL_SECONDS": float,
+        "NOTIFY_QUIET_SECONDS": int,
+        "NOTIFY_LONGEST_WAIT_SECONDS": int,
     }
 
     @classmethod

@@ -98,6 +98,16 @@ async def change_email() -> Response | tuple[str, int]:
     return redirect(url_for("account.index"))
 
 
+@bp.post("/notifications")
+@login_required
+async def notifications() -> Response:
+    user, _ = _me()
+    enabled = (await request.form).get("notify_by_email") == "on"
+    await accounts.set_mail_notifications(get_session(), user.id, enabled)
+    await flash("Mail about watched issues is " + ("on." if enabled else "off."))
+    return redirect(url_for("account.index"))
+
+
 @bp.post("/sessions/end-others")
 @login_required
 async def end_other_sessions() -> Response:

@@ -7,7 +7,9 @@ import asyncio
 from quart import Blueprint, Response, current_app, jsonify, render_template
 from sqlalchemy import text
 
-from app.db import get_database
+from app.blueprints.guards import current_account
+from app.db import get_database, get_session
+from app.services import search
 
 bp = Blueprint("main", __name__)
 
@@ -16,7 +18,14 @@ HEALTH_CHECK_TIMEOUT = 3.0
 
 @bp.get("/")
 async def index() -> str:
-    return await render_template("main/index.html")
+    viewer = current_account()
+    assigned = []
+    if viewer is not None:
+        page = await search.search_issues(
+            get_session(), viewer, "assignee:me is:open sort:updated-desc", limit=10
+        )
+        assigned = page.issues
+    return await render_template("main/index.html", assigned=assigned)
 
 
 @bp.get("/healthz")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from quart import Quart
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.mail.outbox import MailSender, enqueue_mail
 from app.mail.transport import transport_from_config
@@ -20,6 +23,19 @@ def init_app(app: Quart) -> None:
         lease_seconds=app.config["MAIL_TIMEOUT"] * 3 + 30,
     )
     app.extensions["mail_sender"] = sender
+
+    # Imported here: the notifications service queues mail through this package.
+    from app.services.notifications import mail_due_digests
+
+    async def watchers_digests(session: AsyncSession) -> int:
+        return await mail_due_digests(
+            session,
+            base_url=app.config["BASE_URL"],
+            quiet=timedelta(seconds=app.config["NOTIFY_QUIET_SECONDS"]),
+            longest_wait=timedelta(seconds=app.config["NOTIFY_LONGEST_WAIT_SECONDS"]),
+        )
+
+    sender.producers.append(watchers_digests)
 
     if app.config["MAIL_SEND_IN_BACKGROUND"]:
 

@@ -13,6 +13,7 @@ SUBJECTS = {
     "change_email": "Confirm your new email address for Issues",
     "reset_password": "Reset your Issues password",
     "password_changed": "Your Issues password was changed",
+    "watch_digest": "Updates on issues you watch",
 }
 
 _environment = Environment(

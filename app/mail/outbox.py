@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.headerregistry import Address
@@ -122,6 +123,8 @@ class MailSender:
         self.lease = timedelta(seconds=lease_seconds)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Jobs that queue mail (the watchers' digests), run before each delivery round.
+        self.producers: list[Callable[[AsyncSession], Awaitable[object]]] = []
         # Sessions made by this sessionmaker wake the sender when they commit mail.
         self.sessionmaker.kw.setdefault("info", {})[WAKE_SENDER] = self.wake
 
@@ -206,6 +209,9 @@ class MailSender:
     async def _run(self) -> None:
         while True:
             try:
+                for produce in self.producers:
+                    async with self.sessionmaker() as session:
+                        await produce(session)
                 await self.deliver_pending()
             except Exception:  # a database outage must not kill the sender for good
                 log.exception("mail sender: delivery round failed; retrying")

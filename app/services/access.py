@@ -49,3 +49,11 @@ async def writable_project(session: AsyncSession, user: User, project_id: int) -
     if project.archived_at is not None:
         raise Forbidden("This project is archived; it can be read but not changed.")
     return project
+
+
+async def may_write(session: AsyncSession, user: User | None, project: Project) -> bool:
+    """Whether `user` may create and edit the project's issues (for showing the controls)."""
+    if user is None or user.email_verified_at is None or project.archived_at is not None:
+        return False
+    role = await role_in(session, user, project.id)
+    return role is not None and role.can_write_issues

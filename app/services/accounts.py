@@ -569,6 +569,14 @@ async def change_display_name(session: AsyncSession, user_id: int, display_name:
 
 
 @use_case
+async def set_mail_notifications(session: AsyncSession, user_id: int, enabled: bool) -> None:
+    """Turn the mail about watched issues on or off."""
+    user = await _user(session, user_id)
+    user.notify_by_email = enabled
+    await session.commit()
+
+
+@use_case
 async def request_email_change(
     session: AsyncSession,
     settings: AccountSettings,

@@ -1,11 +1,15 @@
-"""Commenting on issues."""
+"""Comments: Markdown, editable and deletable by their author, with @mentions that notify."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Invalid, NotFound
-from app.models import Comment, Issue, User
+from app.db import utcnow
+from app.errors import Forbidden, Invalid, NotFound
+from app.markdown import find_mentions
+from app.models import Comment, Issue, Membership, Project, User
+from app.services import notifications, search
 from app.services.access import writable_project
 from app.services.activity import record_activity
 from app.services.transaction import use_case
@@ -13,22 +17,95 @@ from app.services.transaction import use_case
 BODY_MAX = 20_000
 
 
+def _body(body: str) -> str:
+    body = body.strip()
+    if not 1 <= len(body) <= BODY_MAX:
+        raise Invalid(f"A comment is 1 to {BODY_MAX} characters.", field="body")
+    return body
+
+
+async def mentioned_readers(session: AsyncSession, project: Project, text: str) -> list[int]:
+    """Users @mentioned in `text` who may read the project (others are not told)."""
+    handles = find_mentions(text)
+    if not handles:
+        return []
+    query = select(User.id).where(User.handle.in_(handles))
+    if not project.is_public:
+        query = query.join(
+            Membership, (Membership.user_id == User.id) & (Membership.project_id == project.id)
+        )
+    return list(await session.scalars(query))
+
+
 @use_case
 async def add_comment(session: AsyncSession, actor: User, issue_id: int, body: str) -> Comment:
-    """Add a Markdown comment to an issue. Raises NotFound, Forbidden or Invalid."""
+    """Add a Markdown comment. The author starts watching; watchers and mentioned people are
+    notified. Raises NotFound, Forbidden or Invalid."""
     issue = await session.get(Issue, issue_id)
     if issue is None:
         raise NotFound("No such issue.")
     project = await writable_project(session, actor, issue.project_id)
-    body = body.strip()
-    if not 1 <= len(body) <= BODY_MAX:
-        raise Invalid(f"A comment is 1 to {BODY_MAX} characters.", field="body")
+    body = _body(body)
 
     comment = Comment(issue_id=issue.id, author_id=actor.id, body=body)
     session.add(comment)
     await session.flush()
-    await record_activity(
+    activity = await record_activity(
         session, project, actor, "comment.added", issue=issue, payload={"comment_id": comment.id}
     )
+    await session.flush()
+    await notifications.watch_automatically(session, issue, [actor.id])
+    await notifications.notify(
+        session,
+        issue,
+        activity,
+        actor,
+        commented=True,
+        mentioned=await mentioned_readers(session, project, body),
+    )
+    await search.refresh_search_document(session, issue.id)
+    await session.commit()
+    comment.author = actor
+    return comment
+
+
+async def _own_comment(
+    session: AsyncSession, actor: User, comment_id: int
+) -> tuple[Comment, Issue, Project]:
+    comment = await session.get(Comment, comment_id)
+    if comment is None or comment.deleted_at is not None:
+        raise NotFound("No such comment.")
+    issue = await session.get(Issue, comment.issue_id)
+    assert issue is not None
+    project = await writable_project(session, actor, issue.project_id)
+    if comment.author_id != actor.id:
+        raise Forbidden("You can only change your own comments.")
+    return comment, issue, project
+
+
+@use_case
+async def edit_comment(session: AsyncSession, actor: User, comment_id: int, body: str) -> Comment:
+    """Change the text of one's own comment; the timeline keeps that it was edited."""
+    comment, issue, project = await _own_comment(session, actor, comment_id)
+    body = _body(body)
+    if body == comment.body:
+        return comment
+    comment.body, comment.edited_at = body, utcnow()
+    await record_activity(
+        session, project, actor, "comment.edited", issue=issue, payload={"comment_id": comment.id}
+    )
+    await search.refresh_search_document(session, issue.id)
     await session.commit()
     return comment
+
+
+@use_case
+async def delete_comment(session: AsyncSession, actor: User, comment_id: int) -> None:
+    """Remove one's own comment. Its text goes; the timeline keeps that it was deleted."""
+    comment, issue, project = await _own_comment(session, actor, comment_id)
+    comment.deleted_at, comment.body = utcnow(), ""
+    await record_activity(
+        session, project, actor, "comment.deleted", issue=issue, payload={"comment_id": comment.id}
+    )
+    await search.refresh_search_document(session, issue.id)
+    await session.commit()

@@ -1,28 +1,81 @@
-"""Creating issues: numbered per project, placed last in their column, recorded in the log."""
+"""Issues: created numbered, edited field by field on the version the editor saw, watched."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.errors import Invalid, NotFound
-from app.models import Issue, Label, Membership, User, WorkflowStatus
+from app.errors import Conflict, Invalid, NotFound
+from app.models import (
+    Activity,
+    Comment,
+    Issue,
+    Label,
+    Membership,
+    Project,
+    User,
+    Watcher,
+    WorkflowStatus,
+)
 from app.models.issue import POSITION_STEP, IssueType, Priority
+from app.services import notifications, search
 from app.services.access import readable_project, writable_project
 from app.services.activity import record_activity, take_project_counters
 from app.services.transaction import use_case
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 50_000
+BULK_MAX = 200
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "type",
+    "priority",
+    "status",
+    "assignee",
+    "labels",
+    "due",
+)
+ISSUE_TYPES = tuple(kind.value for kind in IssueType)
+PRIORITIES = tuple(priority.value for priority in Priority)
+
+# Everything a page that shows an issue needs, loaded in a few queries instead of one per use.
+ISSUE_DETAILS = (
+    selectinload(Issue.project),
+    selectinload(Issue.status),
+    selectinload(Issue.assignee),
+    selectinload(Issue.reporter),
+    selectinload(Issue.labels),
+)
 
 
-def _choice(value: str, allowed: list[str] | tuple[str, ...], field: str) -> str:
+def _choice(value: str, allowed: Sequence[str], field_name: str) -> str:
     if value not in allowed:
-        raise Invalid(f"{field.capitalize()} must be one of: {', '.join(allowed)}.", field=field)
+        raise Invalid(
+            f"{field_name.capitalize()} must be one of: {', '.join(allowed)}.", field=field_name
+        )
     return value
+
+
+def _title(title: str) -> str:
+    title = title.strip()
+    if not 1 <= len(title) <= TITLE_MAX:
+        raise Invalid(f"A title is 1 to {TITLE_MAX} characters.", field="title")
+    return title
+
+
+def _description(description: str) -> str:
+    if len(description) > DESCRIPTION_MAX:
+        raise Invalid(
+            f"A description is at most {DESCRIPTION_MAX} characters.", field="description"
+        )
+    return description
 
 
 async def _status_of(
@@ -39,6 +92,47 @@ async def _status_of(
     return status
 
 
+async def _assignee_of(session: AsyncSession, project_id: int, user_id: int | None) -> User | None:
+    if user_id is None:
+        return None
+    user = await session.scalar(
+        select(User)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.project_id == project_id, User.id == user_id)
+    )
+    if user is None:
+        raise Invalid("The assignee must be a member of the project.", field="assignee")
+    return user
+
+
+async def _labels_of(
+    session: AsyncSession, project_id: int, label_ids: Iterable[int]
+) -> list[Label]:
+    wanted = set(label_ids)
+    labels = list(
+        await session.scalars(
+            select(Label)
+            .where(Label.project_id == project_id, Label.id.in_(wanted))
+            .order_by(Label.name)
+        )
+    )
+    if len(labels) != len(wanted):
+        raise Invalid("Unknown label for this project.", field="labels")
+    return labels
+
+
+async def _last_position(session: AsyncSession, project_id: int, status_id: int) -> int:
+    last = await session.scalar(
+        select(func.max(Issue.position)).where(
+            Issue.project_id == project_id, Issue.status_id == status_id
+        )
+    )
+    return (last or 0) + POSITION_STEP
+
+
+# --- Creating ---------------------------------------------------------------------------------
+
+
 @use_case
 async def create_issue(
     session: AsyncSession,
@@ -51,42 +145,20 @@ async def create_issue(
     priority: str = Priority.NONE.value,
     status_id: int | None = None,
     assignee_id: int | None = None,
-    label_ids: list[int] | tuple[int, ...] = (),
+    label_ids: Iterable[int] = (),
     due_date: date | None = None,
 ) -> Issue:
-    """Create an issue with the project's next number. Raises NotFound, Forbidden or Invalid;
-    nothing is written then."""
+    """Create an issue with the project's next number, last in its column. The reporter and the
+    assignee watch it. Raises NotFound, Forbidden or Invalid; nothing is written then."""
     project = await writable_project(session, actor, project_id)
-    title = title.strip()
-    if not 1 <= len(title) <= TITLE_MAX:
-        raise Invalid(f"A title is 1 to {TITLE_MAX} characters.", field="title")
-    if len(description) > DESCRIPTION_MAX:
-        raise Invalid(
-            f"A description is at most {DESCRIPTION_MAX} characters.", field="description"
-        )
-    _choice(type, [t.value for t in IssueType], "type")
-    _choice(priority, [p.value for p in Priority], "priority")
+    title, description = _title(title), _description(description)
+    _choice(type, ISSUE_TYPES, "type")
+    _choice(priority, PRIORITIES, "priority")
     status = await _status_of(session, project.id, status_id)
-    if assignee_id is not None and not await session.scalar(
-        select(Membership.user_id).where(
-            Membership.project_id == project.id, Membership.user_id == assignee_id
-        )
-    ):
-        raise Invalid("The assignee must be a member of the project.", field="assignee")
-    labels = list(
-        await session.scalars(
-            select(Label).where(Label.project_id == project.id, Label.id.in_(label_ids))
-        )
-    )
-    if len(labels) != len(set(label_ids)):
-        raise Invalid("Unknown label for this project.", field="labels")
+    assignee = await _assignee_of(session, project.id, assignee_id)
+    labels = await _labels_of(session, project.id, label_ids)
 
     number, _ = await take_project_counters(session, project.id, issues=1)
-    last_position = await session.scalar(
-        select(func.max(Issue.position)).where(
-            Issue.project_id == project.id, Issue.status_id == status.id
-        )
-    )
     issue = Issue(
         project=project,
         number=number,
@@ -96,14 +168,14 @@ async def create_issue(
         priority=priority,
         status=status,
         reporter_id=actor.id,
-        assignee_id=assignee_id,
+        assignee_id=assignee.id if assignee else None,
         due_date=due_date,
-        position=(last_position or 0) + POSITION_STEP,
+        position=await _last_position(session, project.id, status.id),
         labels=labels,
     )
     session.add(issue)
     await session.flush()
-    await record_activity(
+    activity = await record_activity(
         session,
         project,
         actor,
@@ -111,21 +183,343 @@ async def create_issue(
         issue=issue,
         payload={"number": number, "title": title, "status": status.name},
     )
+    await session.flush()
+    await notifications.watch_automatically(session, issue, [actor.id])
+    if assignee is not None:
+        await notifications.notify(session, issue, activity, actor, assigned_to=assignee)
+    await search.refresh_search_document(session, issue.id)
     await session.commit()
+    issue.reporter, issue.assignee = actor, assignee
     return issue
+
+
+# --- Reading ----------------------------------------------------------------------------------
 
 
 async def get_issue(
     session: AsyncSession, actor: User | None, project_id: int, number: int
 ) -> Issue:
-    """The issue WEB-12 (project and number) if `actor` may read it, else NotFound."""
+    """The issue (project and number) with its details if `actor` may read it, else NotFound."""
     project = await readable_project(session, actor, project_id)
     issue = await session.scalar(
         select(Issue)
         .where(Issue.project_id == project.id, Issue.number == number)
-        .options(selectinload(Issue.labels))
+        .options(*ISSUE_DETAILS)
     )
     if issue is None:
         raise NotFound(f"No issue {project.key}-{number}.")
-    issue.project = project
     return issue
+
+
+async def get_issue_by_key(session: AsyncSession, actor: User | None, key: str) -> Issue:
+    """The issue named `key` (such as WEB-12) if `actor` may read it; NotFound otherwise,
+    whether it is missing or private."""
+    project_key, _, number = key.upper().rpartition("-")
+    project_id = await session.scalar(select(Project.id).where(Project.key == project_key))
+    if project_id is None or not number.isdigit():
+        raise NotFound(f"No issue {key}.")
+    return await get_issue(session, actor, project_id, int(number))
+
+
+@dataclass
+class TimelineEntry:
+    """One line of an issue's history: a comment, or a change from the activity log."""
+
+    at: datetime
+    kind: str
+    actor: User | None
+    comment: Comment | None = None
+    activity: Activity | None = None
+
+
+async def timeline(session: AsyncSession, issue: Issue) -> list[TimelineEntry]:
+    """Comments and changes of the issue, oldest first, in one list."""
+    comments = list(
+        await session.scalars(
+            select(Comment)
+            .where(Comment.issue_id == issue.id)
+            .options(selectinload(Comment.author))
+            .order_by(Comment.created_at, Comment.id)
+        )
+    )
+    changes = list(
+        await session.scalars(
+            select(Activity)
+            .where(
+                Activity.issue_id == issue.id,
+                Activity.kind.in_(
+                    (
+                        "issue.created",
+                        "issue.updated",
+                        "issue.moved",
+                        "comment.edited",
+                        "comment.deleted",
+                    )
+                ),
+            )
+            .options(selectinload(Activity.actor))
+            .order_by(Activity.seq)
+        )
+    )
+    entries = [TimelineEntry(c.created_at, "comment", c.author, comment=c) for c in comments]
+    entries += [TimelineEntry(a.created_at, a.kind, a.actor, activity=a) for a in changes]
+    entries.sort(key=lambda entry: entry.at)
+    return entries
+
+
+async def is_watching(session: AsyncSession, issue_id: int, user: User | None) -> bool:
+    if user is None:
+        return False
+    watching = await session.scalar(
+        select(Watcher.watching).where(Watcher.issue_id == issue_id, Watcher.user_id == user.id)
+    )
+    return bool(watching)
+
+
+# --- Editing ----------------------------------------------------------------------------------
+
+
+@dataclass
+class IssueChanges:
+    """What an edit asks for; fields left as None are not touched."""
+
+    title: str | None = None
+    description: str | None = None
+    type: str | None = None
+    priority: str | None = None
+    status_id: int | None = None
+    # Sentinels: assignee/due may be set to nothing, which None cannot say.
+    assignee_id: int | object | None = field(default=...)
+    label_ids: list[int] | None = None
+    due_date: date | object | None = field(default=...)
+
+    def is_empty(self) -> bool:
+        return (
+            all(
+                getattr(self, name) is None
+                for name in ("title", "description", "type", "priority", "status_id", "label_ids")
+            )
+            and self.assignee_id is ...
+            and self.due_date is ...
+        )
+
+
+class StaleEdit(Conflict):
+    """Someone changed the issue since the editor loaded it. `changes` says what, by whom."""
+
+    def __init__(self, issue: Issue, changes: list[str]) -> None:
+        summary = "; ".join(changes) or "it was changed"
+        super().__init__(
+            f"{issue.key} changed while you were editing ({summary}). "
+            "Nothing of yours was saved: check the current values and try again."
+        )
+        self.issue_key = issue.key
+        self.changes = changes
+
+
+async def _issue_for_update(session: AsyncSession, actor: User, issue_id: int) -> Issue:
+    issue = await session.scalar(
+        select(Issue)
+        .where(Issue.id == issue_id)
+        .options(*ISSUE_DETAILS)
+        # FOR NO KEY UPDATE: concurrent editors queue; comments (FK inserts) do not wait.
+        .with_for_update(key_share=True)
+    )
+    if issue is None:
+        raise NotFound("No such issue.")
+    await writable_project(session, actor, issue.project_id)
+    return issue
+
+
+async def _changes_since(session: AsyncSession, issue: Issue, version: int) -> list[str]:
+    """Human lines for the edits after `version`, from the activity log."""
+    rows = await session.scalars(
+        select(Activity)
+        .where(Activity.issue_id == issue.id, Activity.kind.in_(("issue.updated", "issue.moved")))
+        .options(selectinload(Activity.actor))
+        .order_by(Activity.seq)
+    )
+    lines = []
+    for row in rows:
+        if row.payload.get("version", 0) <= version:
+            continue
+        who = row.actor.display_name if row.actor else "someone"
+        for name, (before, after) in row.payload.get("changes", {}).items():
+            lines.append(f"{who} changed {name} from {before or 'nothing'} to {after or 'nothing'}")
+    return lines
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return ", ".join(value)
+    return str(value)
+
+
+@use_case
+async def update_issue(
+    session: AsyncSession,
+    actor: User,
+    issue_id: int,
+    changes: IssueChanges,
+    *,
+    expected_version: int | None,
+) -> Issue:
+    """Apply `changes` to the issue as seen at `expected_version` (None: to whatever is current,
+    for API clients without If-Match). Records one activity row with each field's old and new
+    value. Raises StaleEdit when the issue moved on meanwhile, Invalid for a bad value."""
+    issue, _ = await _apply_changes(session, actor, issue_id, changes, expected_version)
+    await session.commit()
+    return issue
+
+
+async def _apply_changes(
+    session: AsyncSession,
+    actor: User,
+    issue_id: int,
+    changes: IssueChanges,
+    expected_version: int | None,
+) -> tuple[Issue, bool]:
+    """Change one issue in the caller's transaction; says whether anything changed."""
+    issue = await _issue_for_update(session, actor, issue_id)
+    if expected_version is not None and issue.version != expected_version:
+        raise StaleEdit(issue, await _changes_since(session, issue, expected_version))
+    record: dict[str, list[str]] = {}
+
+    def note(name: str, before: Any, after: Any) -> None:
+        if _shown(before) != _shown(after):
+            record[name] = [_shown(before), _shown(after)]
+
+    if changes.title is not None:
+        title = _title(changes.title)
+        note("title", issue.title, title)
+        issue.title = title
+    if changes.description is not None:
+        description = _description(changes.description)
+        if description != issue.description:
+            record["description"] = ["", "edited"]
+        issue.description = description
+    if changes.type is not None:
+        note("type", issue.type, _choice(changes.type, ISSUE_TYPES, "type"))
+        issue.type = changes.type
+    if changes.priority is not None:
+        note("priority", issue.priority, _choice(changes.priority, PRIORITIES, "priority"))
+        issue.priority = changes.priority
+    status_changed = False
+    if changes.status_id is not None and changes.status_id != issue.status_id:
+        status = await _status_of(session, issue.project_id, changes.status_id)
+        note("status", issue.status.name, status.name)
+        issue.status = status
+        issue.position = await _last_position(session, issue.project_id, status.id)
+        status_changed = True
+    newly_assigned: User | None = None
+    if changes.assignee_id is not ...:
+        assignee = await _assignee_of(session, issue.project_id, changes.assignee_id)  # type: ignore[arg-type]
+        if (assignee.id if assignee else None) != issue.assignee_id:
+            note(
+                "assignee",
+                issue.assignee.display_name if issue.assignee else None,
+                assignee.display_name if assignee else None,
+            )
+            issue.assignee = assignee
+            newly_assigned = assignee
+    if changes.label_ids is not None:
+        labels = await _labels_of(session, issue.project_id, changes.label_ids)
+        note("labels", [label.name for label in issue.labels], [label.name for label in labels])
+        issue.labels = labels
+    if changes.due_date is not ...:
+        note("due date", issue.due_date, changes.due_date)
+        issue.due_date = changes.due_date  # type: ignore[assignment]
+
+    if not record:
+        return issue, False
+    await session.flush()  # the UPDATE bumps issue.version
+    activity = await record_activity(
+        session,
+        issue.project,
+        actor,
+        "issue.updated",
+        issue=issue,
+        payload={"version": issue.version, "changes": record},
+    )
+    await session.flush()
+    await notifications.notify(
+        session,
+        issue,
+        activity,
+        actor,
+        assigned_to=newly_assigned,
+        status_changed=status_changed,
+    )
+    if "title" in record or "description" in record:
+        await search.refresh_search_document(session, issue.id)
+    return issue, True
+
+
+@use_case
+async def bulk_update(
+    session: AsyncSession,
+    actor: User,
+    project_id: int,
+    issue_ids: Sequence[int],
+    changes: IssueChanges,
+) -> int:
+    """Apply the same changes to several issues of one project, one activity row per changed
+    issue, all in one commit (all or nothing). Returns how many issues changed."""
+    await writable_project(session, actor, project_id)
+    if not issue_ids:
+        raise Invalid("Select at least one issue.", field="issues")
+    if len(issue_ids) > BULK_MAX:
+        raise Invalid(f"Edit at most {BULK_MAX} issues at once.", field="issues")
+    if changes.is_empty():
+        raise Invalid("Choose what to change.", field="changes")
+    in_project = set(
+        await session.scalars(
+            select(Issue.id).where(Issue.project_id == project_id, Issue.id.in_(set(issue_ids)))
+        )
+    )
+    if in_project != set(issue_ids):
+        raise Invalid("Some selected issues are not in this project.", field="issues")
+    changed = 0
+    for issue_id in sorted(in_project):  # a fixed order, so two bulk edits cannot deadlock
+        _, did_change = await _apply_changes(session, actor, issue_id, changes, None)
+        changed += did_change
+    await session.commit()
+    return changed
+
+
+@use_case
+async def set_watching(session: AsyncSession, actor: User, issue_id: int, watching: bool) -> None:
+    """Watch or unwatch an issue the actor can read."""
+    issue = await session.get(Issue, issue_id)
+    if issue is None:
+        raise NotFound("No such issue.")
+    await readable_project(session, actor, issue.project_id)
+    row = await session.get(Watcher, (issue_id, actor.id))
+    if row is None:
+        session.add(Watcher(issue_id=issue_id, user_id=actor.id, watching=watching))
+    else:
+        row.watching = watching
+    await session.commit()
+
+
+async def watched_issues(session: AsyncSession, viewer: User, *, limit: int = 100) -> list[Issue]:
+    """Issues the viewer watches in projects they can still read, most recently updated first."""
+    member_of = select(Membership.project_id).where(Membership.user_id == viewer.id)
+    return list(
+        await session.scalars(
+            select(Issue)
+            .join(Watcher, (Watcher.issue_id == Issue.id) & (Watcher.user_id == viewer.id))
+            .join(Project, Project.id == Issue.project_id)
+            .where(
+                Watcher.watching.is_(True),
+                (Project.is_public.is_(True)) | (Project.id.in_(member_of)),
+            )
+            .options(*ISSUE_DETAILS)
+            .order_by(Issue.updated_at.desc(), Issue.id.desc())
+            .limit(limit)
+        )
+    )

@@ -1,21 +1,26 @@
-"""Creating projects; the creator becomes the owner."""
+"""Projects: creation, settings, the workflow's statuses, labels, members and roles."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Conflict, Invalid
-from app.models import Membership, Project, Role, User, WorkflowStatus
-from app.models.issue import DEFAULT_WORKFLOW
-from app.services.access import require_validated
+from app.db import utcnow
+from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.models import Issue, Label, Membership, Project, Role, User, WorkflowStatus
+from app.models.issue import DEFAULT_WORKFLOW, StatusCategory
+from app.services.access import readable_project, require_validated, role_in
 from app.services.activity import record_activity
 from app.services.transaction import use_case
 
 PROJECT_KEY = re.compile(r"[A-Z][A-Z0-9]{1,9}")
+COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+CATEGORIES = tuple(category.value for category in StatusCategory)
+ROLES = tuple(role.value for role in Role)
 
 
 def normalise_key(key: str) -> str:
@@ -28,6 +33,99 @@ def normalise_key(key: str) -> str:
     return key
 
 
+def _name(name: str, what: str = "A project", limit: int = 100) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= limit:
+        raise Invalid(f"{what} needs a name of at most {limit} characters.", field="name")
+    return name
+
+
+# --- Reading ----------------------------------------------------------------------------------
+
+
+async def project_by_key(session: AsyncSession, viewer: User | None, key: str) -> Project:
+    """The project if `viewer` may read it; NotFound for a missing or private one alike."""
+    project_id = await session.scalar(select(Project.id).where(Project.key == key.upper()))
+    if project_id is None:
+        raise NotFound("No such project.")
+    return await readable_project(session, viewer, project_id)
+
+
+async def visible_projects(session: AsyncSession, viewer: User | None) -> list[Project]:
+    """Projects `viewer` may read: their own, then public ones; none for the anonymous."""
+    if viewer is None:
+        return []
+    member_of = select(Membership.project_id).where(Membership.user_id == viewer.id)
+    return list(
+        await session.scalars(
+            select(Project)
+            .where(or_(Project.id.in_(member_of), Project.is_public.is_(True)))
+            .order_by(Project.archived_at.is_not(None), Project.name)
+        )
+    )
+
+
+async def member_projects(session: AsyncSession, viewer: User | None) -> list[Project]:
+    """The projects the viewer belongs to, not archived (the sidebar)."""
+    if viewer is None:
+        return []
+    return list(
+        await session.scalars(
+            select(Project)
+            .join(Membership, Membership.project_id == Project.id)
+            .where(Membership.user_id == viewer.id, Project.archived_at.is_(None))
+            .order_by(Project.name)
+        )
+    )
+
+
+async def workflow(session: AsyncSession, project_id: int) -> list[WorkflowStatus]:
+    return list(
+        await session.scalars(
+            select(WorkflowStatus)
+            .where(WorkflowStatus.project_id == project_id)
+            .order_by(WorkflowStatus.position, WorkflowStatus.id)
+        )
+    )
+
+
+async def labels(session: AsyncSession, project_id: int) -> list[Label]:
+    return list(
+        await session.scalars(
+            select(Label).where(Label.project_id == project_id).order_by(Label.name)
+        )
+    )
+
+
+@dataclass
+class Member:
+    user: User
+    role: Role
+
+
+async def members(session: AsyncSession, project_id: int) -> list[Member]:
+    rows = await session.execute(
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.project_id == project_id)
+        .order_by(User.display_name)
+    )
+    return [Member(user, Role(role)) for user, role in rows.all()]
+
+
+async def _managed_project(session: AsyncSession, actor: User, project_id: int) -> Project:
+    """The project if `actor` may change its settings and members (owner or admin)."""
+    require_validated(actor)
+    project = await readable_project(session, actor, project_id)
+    role = await role_in(session, actor, project_id)
+    if role is None or not role.can_manage_project:
+        raise Forbidden("Only the project's owners and admins can change its settings.")
+    return project
+
+
+# --- Creating and settings --------------------------------------------------------------------
+
+
 @use_case
 async def create_project(
     session: AsyncSession,
@@ -38,13 +136,11 @@ async def create_project(
     description: str = "",
     is_public: bool = False,
 ) -> Project:
-    """Create a project owned by `creator`. Raises Invalid for bad fields, Conflict for a taken
-    key; nothing is written then."""
+    """Create a project owned by `creator`, with the default workflow. Raises Invalid for bad
+    fields, Conflict for a taken key; nothing is written then."""
     require_validated(creator)
     key = normalise_key(key)
-    name = name.strip()
-    if not 1 <= len(name) <= 100:
-        raise Invalid("A project needs a name of at most 100 characters.", field="name")
+    name = _name(name)
     if await session.scalar(select(Project.id).where(Project.key == key)) is not None:
         raise Conflict(f"The key {key} is taken by another project.", field="key")
 
@@ -58,12 +154,280 @@ async def create_project(
             for position, (name, category) in enumerate(DEFAULT_WORKFLOW)
         )
         await record_activity(
-            session, project, creator, "project.created", payload={"key": key, "name": name}
+            session, project, creator, "project.created", payload={"key": key, "name": project.name}
         )
         await session.commit()
-    except IntegrityError as error:
-        # Another request took the key between our check and our insert.
+    except IntegrityError as error:  # another request took the key between check and insert
         raise Conflict(f"The key {key} is taken by another project.", field="key") from error
     # The counter UPDATE bypassed the ORM; re-read so the object matches the row.
     await session.refresh(project)
     return project
+
+
+@use_case
+async def update_settings(
+    session: AsyncSession,
+    actor: User,
+    project_id: int,
+    *,
+    name: str,
+    description: str,
+    is_public: bool,
+) -> Project:
+    project = await _managed_project(session, actor, project_id)
+    project.name, project.description = _name(name), description.strip()[:5000]
+    project.is_public = is_public
+    await record_activity(
+        session, project, actor, "project.updated", payload={"name": project.name}
+    )
+    await session.commit()
+    return project
+
+
+@use_case
+async def set_archived(session: AsyncSession, actor: User, project_id: int, archived: bool) -> None:
+    """Archive (read-only, out of the sidebar) or bring back a project."""
+    project = await _managed_project(session, actor, project_id)
+    project.archived_at = utcnow() if archived else None
+    kind = "project.archived" if archived else "project.unarchived"
+    await record_activity(session, project, actor, kind)
+    await session.commit()
+
+
+# --- Workflow ---------------------------------------------------------------------------------
+
+
+@use_case
+async def add_status(
+    session: AsyncSession, actor: User, project_id: int, *, name: str, category: str
+) -> WorkflowStatus:
+    project = await _managed_project(session, actor, project_id)
+    name = _name(name, "A status", 50)
+    if category not in CATEGORIES:
+        raise Invalid(f"A category is one of {', '.join(CATEGORIES)}.", field="category")
+    if await session.scalar(
+        select(WorkflowStatus.id).where(
+            WorkflowStatus.project_id == project.id, func.lower(WorkflowStatus.name) == name.lower()
+        )
+    ):
+        raise Invalid(f"There is a status called {name} already.", field="name")
+    last = await session.scalar(
+        select(func.max(WorkflowStatus.position)).where(WorkflowStatus.project_id == project.id)
+    )
+    status = WorkflowStatus(
+        project_id=project.id, name=name, category=category, position=(last or 0) + 1
+    )
+    session.add(status)
+    await record_activity(
+        session, project, actor, "project.workflow_changed", payload={"added": name}
+    )
+    await session.commit()
+    return status
+
+
+async def _status(session: AsyncSession, project_id: int, status_id: int) -> WorkflowStatus:
+    status = await session.get(WorkflowStatus, status_id)
+    if status is None or status.project_id != project_id:
+        raise NotFound("No such status.")
+    return status
+
+
+@use_case
+async def update_status(
+    session: AsyncSession, actor: User, project_id: int, status_id: int, *, name: str, category: str
+) -> WorkflowStatus:
+    project = await _managed_project(session, actor, project_id)
+    status = await _status(session, project.id, status_id)
+    name = _name(name, "A status", 50)
+    if category not in CATEGORIES:
+        raise Invalid(f"A category is one of {', '.join(CATEGORIES)}.", field="category")
+    clash = await session.scalar(
+        select(WorkflowStatus.id).where(
+            WorkflowStatus.project_id == project.id,
+            func.lower(WorkflowStatus.name) == name.lower(),
+            WorkflowStatus.id != status.id,
+        )
+    )
+    if clash:
+        raise Invalid(f"There is a status called {name} already.", field="name")
+    before = status.name
+    status.name, status.category = name, category
+    await record_activity(
+        session, project, actor, "project.workflow_changed", payload={"renamed": [before, name]}
+    )
+    await session.commit()
+    return status
+
+
+@use_case
+async def move_status(
+    session: AsyncSession, actor: User, project_id: int, status_id: int, *, offset: int
+) -> None:
+    """Move a column left (offset -1) or right (+1) on the board."""
+    project = await _managed_project(session, actor, project_id)
+    columns = await workflow(session, project.id)
+    index = next((i for i, column in enumerate(columns) if column.id == status_id), None)
+    if index is None:
+        raise NotFound("No such status.")
+    target = max(0, min(len(columns) - 1, index + offset))
+    columns.insert(target, columns.pop(index))
+    for position, column in enumerate(columns):
+        column.position = position
+    await record_activity(session, project, actor, "project.workflow_changed")
+    await session.commit()
+
+
+@use_case
+async def delete_status(
+    session: AsyncSession, actor: User, project_id: int, status_id: int
+) -> None:
+    """Remove an empty column; a workflow keeps at least one."""
+    project = await _managed_project(session, actor, project_id)
+    status = await _status(session, project.id, status_id)
+    if await session.scalar(select(Issue.id).where(Issue.status_id == status.id).limit(1)):
+        raise Invalid(f"Move the issues out of {status.name} before removing it.", field="status")
+    if len(await workflow(session, project.id)) == 1:
+        raise Invalid("A workflow needs at least one status.", field="status")
+    await session.delete(status)
+    await record_activity(
+        session, project, actor, "project.workflow_changed", payload={"removed": status.name}
+    )
+    await session.commit()
+
+
+# --- Labels -----------------------------------------------------------------------------------
+
+
+def _color(color: str) -> str:
+    color = color.strip()
+    if not COLOR.fullmatch(color):
+        raise Invalid("A colour is written like #3b82f6.", field="color")
+    return color.lower()
+
+
+@use_case
+async def save_label(
+    session: AsyncSession,
+    actor: User,
+    project_id: int,
+    *,
+    name: str,
+    color: str,
+    label_id: int | None = None,
+) -> Label:
+    """Create a label, or rename and recolour one (label_id given)."""
+    project = await _managed_project(session, actor, project_id)
+    name, color = _name(name, "A label", 50), _color(color)
+    clash = select(Label.id).where(
+        Label.project_id == project.id, func.lower(Label.name) == name.lower()
+    )
+    if label_id is not None:
+        clash = clash.where(Label.id != label_id)
+    if await session.scalar(clash):
+        raise Invalid(f"There is a label called {name} already.", field="name")
+    if label_id is None:
+        label = Label(project_id=project.id, name=name, color=color)
+        session.add(label)
+    else:
+        label = await session.get(Label, label_id)
+        if label is None or label.project_id != project.id:
+            raise NotFound("No such label.")
+        label.name, label.color = name, color
+    await session.commit()
+    return label
+
+
+@use_case
+async def delete_label(session: AsyncSession, actor: User, project_id: int, label_id: int) -> None:
+    project = await _managed_project(session, actor, project_id)
+    label = await session.get(Label, label_id)
+    if label is None or label.project_id != project.id:
+        raise NotFound("No such label.")
+    await session.delete(label)
+    await session.commit()
+
+
+# --- Members ----------------------------------------------------------------------------------
+
+
+async def _owner_count(session: AsyncSession, project_id: int) -> int:
+    return await session.scalar(
+        select(func.count()).where(
+            Membership.project_id == project_id, Membership.role == Role.OWNER.value
+        )
+    )
+
+
+def _role(role: str) -> Role:
+    if role not in ROLES:
+        raise Invalid(f"A role is one of {', '.join(ROLES)}.", field="role")
+    return Role(role)
+
+
+@use_case
+async def add_member(
+    session: AsyncSession, actor: User, project_id: int, *, email: str, role: str
+) -> Member:
+    """Add an existing user, found by email address, with a role."""
+    project = await _managed_project(session, actor, project_id)
+    wanted = _role(role)
+    if wanted is Role.OWNER and await role_in(session, actor, project.id) is not Role.OWNER:
+        raise Forbidden("Only an owner can make someone an owner.")
+    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise Invalid("No account uses that address; ask them to sign up first.", field="email")
+    if await role_in(session, user, project.id) is not None:
+        raise Invalid(f"{user.display_name} is a member already.", field="email")
+    session.add(Membership(project_id=project.id, user_id=user.id, role=wanted.value))
+    await record_activity(
+        session, project, actor, "member.added", payload={"user": user.display_name, "role": role}
+    )
+    await session.commit()
+    return Member(user, wanted)
+
+
+@use_case
+async def change_role(
+    session: AsyncSession, actor: User, project_id: int, user_id: int, role: str
+) -> None:
+    project = await _managed_project(session, actor, project_id)
+    wanted = _role(role)
+    membership = await session.get(Membership, (project.id, user_id))
+    if membership is None:
+        raise NotFound("No such member.")
+    actor_role = await role_in(session, actor, project.id)
+    if Role.OWNER in (wanted, Role(membership.role)) and actor_role is not Role.OWNER:
+        raise Forbidden("Only an owner can make or unmake an owner.")
+    if (
+        membership.role == Role.OWNER
+        and wanted is not Role.OWNER
+        and await _owner_count(session, project.id) == 1
+    ):
+        raise Invalid("A project needs an owner: make someone else owner first.", field="role")
+    membership.role = wanted.value
+    await record_activity(
+        session, project, actor, "member.role_changed", payload={"user_id": user_id, "role": role}
+    )
+    await session.commit()
+
+
+@use_case
+async def remove_member(session: AsyncSession, actor: User, project_id: int, user_id: int) -> None:
+    """Remove a member (admins), or leave (anyone, themselves). The last owner cannot go."""
+    require_validated(actor)
+    project = await readable_project(session, actor, project_id)
+    if user_id != actor.id:
+        project = await _managed_project(session, actor, project_id)
+    membership = await session.get(Membership, (project.id, user_id))
+    if membership is None:
+        raise NotFound("No such member.")
+    if membership.role == Role.OWNER:
+        if user_id != actor.id and await role_in(session, actor, project.id) is not Role.OWNER:
+            raise Forbidden("Only an owner can remove an owner.")
+        if await _owner_count(session, project.id) == 1:
+            raise Invalid(
+                "The last owner cannot leave: make someone else owner first.", field="role"
+            )
+    await session.delete(membership)
+    await record_activity(session, project, actor, "member.removed", payload={"user_id": user_id})
+    await session.commit()

@@ -1,0 +1,275 @@
+"""Issues: a project's list, creating, the issue page with in-place edits, comments, bulk edits."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, flash, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
+
+from app.blueprints.forms import form_date, form_int, form_ints, form_text
+from app.blueprints.guards import current_account, login_required
+from app.db import get_session
+from app.errors import Forbidden, Invalid
+from app.markdown import link_targets
+from app.models import Issue, Project, User
+from app.services import comments, issues, projects, search
+from app.services.access import may_write
+from app.services.issues import IssueChanges, StaleEdit
+
+bp = Blueprint("issues", __name__)
+
+Page = str | Response | tuple[str, int]
+
+
+def _viewer() -> User:
+    user = current_account()
+    assert user is not None  # login_required ran
+    return user
+
+
+def _is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+async def _can_write(project: Project) -> bool:
+    return await may_write(get_session(), current_account(), project)
+
+
+# --- A project's issues -----------------------------------------------------------------------
+
+
+@bp.get("/p/<project_key:key>")
+@login_required
+async def project_issues(key: str) -> Page:
+    session = get_session()
+    project = await projects.project_by_key(session, _viewer(), key)
+    query_text = request.args.get("q", "is:open")
+    error = None
+    try:
+        page = await search.search_issues(
+            session, _viewer(), query_text, project=project, after=request.args.get("after")
+        )
+        found, next_cursor = page.issues, page.next_cursor
+    except Invalid as refusal:
+        error, found, next_cursor = refusal.message, [], None
+    writable = await _can_write(project)
+    return await render_template(
+        "issues/list.html",
+        project=project,
+        issues=found,
+        next_cursor=next_cursor,
+        q=query_text,
+        query_error=error,
+        can_write=writable,
+        statuses=await projects.workflow(session, project.id) if writable else [],
+        members=await projects.members(session, project.id) if writable else [],
+        labels=await projects.labels(session, project.id) if writable else [],
+    ), (400 if error else 200)
+
+
+@bp.post("/p/<project_key:key>/issues/bulk")
+@login_required
+async def bulk_edit(key: str) -> Page:
+    session = get_session()
+    project = await projects.project_by_key(session, _viewer(), key)
+    form = await request.form
+    changes = IssueChanges(
+        status_id=form_int(form, "status"),
+        priority=form.get("priority") or None,
+        label_ids=form_ints(form, "labels") or None,
+    )
+    if form.get("assignee") == "none":
+        changes.assignee_id = None
+    elif form.get("assignee"):
+        changes.assignee_id = form_int(form, "assignee")
+    try:
+        changed = await issues.bulk_update(
+            session, _viewer(), project.id, form_ints(form, "issue"), changes
+        )
+    except Invalid as refusal:
+        await flash(refusal.message)
+    else:
+        await flash(f"Updated {changed} issue{'s' if changed != 1 else ''}.")
+    return redirect(url_for("issues.project_issues", key=project.key, q=form.get("q", "is:open")))
+
+
+# --- Creating ---------------------------------------------------------------------------------
+
+
+async def _new_issue_page(
+    project: Project, form: MultiDict, errors: dict[str, str], status: int = 200
+) -> tuple[str, int]:
+    session = get_session()
+    page = await render_template(
+        "issues/new.html",
+        project=project,
+        form=form,
+        errors=errors,
+        statuses=await projects.workflow(session, project.id),
+        members=await projects.members(session, project.id),
+        labels=await projects.labels(session, project.id),
+        types=issues.ISSUE_TYPES,
+        priorities=issues.PRIORITIES,
+    )
+    return page, status
+
+
+@bp.route("/p/<project_key:key>/issues/new", methods=["GET", "POST"])
+@login_required
+async def new(key: str) -> Page:
+    session = get_session()
+    project = await projects.project_by_key(session, _viewer(), key)
+    if request.method == "GET":
+        if not await _can_write(project):
+            raise Forbidden("Only members of this project can create issues in it.")
+        return await _new_issue_page(project, MultiDict(request.args), {})
+    form = await request.form
+    try:
+        issue = await issues.create_issue(
+            session,
+            _viewer(),
+            project.id,
+            title=form_text(form, "title"),
+            description=form_text(form, "description"),
+            type=form.get("type") or "task",
+            priority=form.get("priority") or "none",
+            status_id=form_int(form, "status"),
+            assignee_id=form_int(form, "assignee"),
+            label_ids=form_ints(form, "labels"),
+            due_date=form_date(form, "due"),
+        )
+    except Invalid as refusal:
+        fresh = await projects.project_by_key(get_session(), _viewer(), key)
+        return await _new_issue_page(
+            fresh, form, refusal.field_errors or {"form": refusal.message}, refusal.status
+        )
+    await flash(f"Created {project.key}-{issue.number}.")
+    return redirect(url_for("issues.show", key=f"{project.key}-{issue.number}"))
+
+
+# --- The issue page ---------------------------------------------------------------------------
+
+
+async def _issue_page(
+    issue_key: str, *, error: str | None = None, stale: StaleEdit | None = None, status: int = 200
+) -> tuple[str, int]:
+    session = get_session()
+    viewer = current_account()
+    issue = await issues.get_issue_by_key(session, viewer, issue_key)
+    entries = await issues.timeline(session, issue)
+    texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
+    mentions, references = await link_targets(session, viewer, texts)
+    writable = await _can_write(issue.project)
+    page = await render_template(
+        "issues/show.html",
+        issue=issue,
+        timeline=entries,
+        mentions=mentions,
+        references=references,
+        can_write=writable,
+        watching=await issues.is_watching(session, issue.id, viewer),
+        statuses=await projects.workflow(session, issue.project_id),
+        members=await projects.members(session, issue.project_id) if writable else [],
+        labels=await projects.labels(session, issue.project_id) if writable else [],
+        types=issues.ISSUE_TYPES,
+        priorities=issues.PRIORITIES,
+        error=error,
+        stale=stale,
+    )
+    return page, status
+
+
+@bp.get("/<issue_key:key>")
+@login_required
+async def show(key: str) -> Page:
+    if key != key.upper():
+        return redirect(url_for("issues.show", key=key.upper()))
+    return await _issue_page(key)
+
+
+def _changes_from(form: MultiDict) -> IssueChanges:
+    """The one field an in-place edit form sends, as changes."""
+    field = form.get("field", "")
+    changes = IssueChanges()
+    if field == "title":
+        changes.title = form_text(form, "title")
+    elif field == "description":
+        changes.description = form_text(form, "description")
+    elif field == "type":
+        changes.type = form_text(form, "type")
+    elif field == "priority":
+        changes.priority = form_text(form, "priority")
+    elif field == "status":
+        changes.status_id = form_int(form, "status")
+    elif field == "assignee":
+        changes.assignee_id = form_int(form, "assignee")
+    elif field == "labels":
+        changes.label_ids = form_ints(form, "labels")
+    elif field == "due":
+        changes.due_date = form_date(form, "due")
+    else:
+        raise Invalid(f"Unknown field {field!r}.", field="field")
+    return changes
+
+
+@bp.post("/<issue_key:key>/edit")
+@login_required
+async def edit(key: str) -> Page:
+    session = get_session()
+    issue = await issues.get_issue_by_key(session, _viewer(), key)
+    form = await request.form
+    try:
+        await issues.update_issue(
+            session,
+            _viewer(),
+            issue.id,
+            _changes_from(form),
+            expected_version=form_int(form, "version"),
+        )
+    except StaleEdit as stale:
+        return await _issue_page(key, stale=stale, status=409)
+    except Invalid as refusal:
+        return await _issue_page(key, error=refusal.message, status=400)
+    if _is_htmx():
+        return await _issue_page(key)
+    return redirect(url_for("issues.show", key=key))
+
+
+@bp.post("/<issue_key:key>/comments")
+@login_required
+async def add_comment(key: str) -> Page:
+    session = get_session()
+    issue = await issues.get_issue_by_key(session, _viewer(), key)
+    try:
+        comment = await comments.add_comment(
+            session, _viewer(), issue.id, form_text(await request.form, "body")
+        )
+    except Invalid as refusal:
+        return await _issue_page(key, error=refusal.message, status=400)
+    return redirect(url_for("issues.show", key=key, _anchor=f"comment-{comment.id}"))
+
+
+@bp.post("/<issue_key:key>/comments/<int:comment_id>")
+@login_required
+async def change_comment(key: str, comment_id: int) -> Page:
+    session = get_session()
+    await issues.get_issue_by_key(session, _viewer(), key)
+    form = await request.form
+    try:
+        if form.get("delete"):
+            await comments.delete_comment(session, _viewer(), comment_id)
+        else:
+            await comments.edit_comment(session, _viewer(), comment_id, form_text(form, "body"))
+    except Invalid as refusal:
+        return await _issue_page(key, error=refusal.message, status=400)
+    return redirect(url_for("issues.show", key=key, _anchor=f"comment-{comment_id}"))
+
+
+@bp.post("/<issue_key:key>/watch")
+@login_required
+async def watch(key: str) -> Response:
+    session = get_session()
+    issue: Issue = await issues.get_issue_by_key(session, _viewer(), key)
+    watching = (await request.form).get("watching") == "1"
+    await issues.set_watching(session, _viewer(), issue.id, watching)
+    await flash("You are watching this issue." if watching else "You stopped watching this issue.")
+    return redirect(url_for("issues.show", key=key))

@@ -1,0 +1,209 @@
+"""The permission matrix: every route, every kind of visitor, public and private projects.
+
+Each route is probed with a request that passes authorisation harmlessly: where a change would
+go through, the probe sends a value the service refuses *after* checking who asks (an empty
+title, an unknown role), so one world serves every probe. What is compared is the class of the
+answer: allowed (2xx, 3xx other than to the login page, or a 400/409 from validation), login
+(a redirect to the login page or 401), forbidden (403) and hidden (404).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from quart import Quart
+from sqlalchemy import select
+
+from app import create_app
+from app.models import Comment, Label, Role, SavedSearch, WorkflowStatus
+from app.services import comments, projects, search
+from tests.conftest import app_settings
+from tests.factories import add_member, make_issue, make_project, make_user
+from tests.mailcatcher import MailCatcher
+from tests.web import PASSWORD, csrf_token, log_in
+
+VISITORS = ("anonymous", "outsider", "viewer", "member", "admin", "owner")
+
+# What each route needs. "anyone": no login; "login": any account; "read", "write", "manage":
+# that access to the project; "author": the comment's author (here the owner).
+ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
+    # endpoint: (need, method, path, form)
+    "main.index": ("anyone", "GET", "/", {}),
+    "main.healthz": ("anyone", "GET", "/healthz", {}),
+    "static": ("anyone", "GET", "/static/css/app.css", {}),
+    "auth.signup": ("anyone", "GET", "/auth/signup", {}),
+    "auth.login": ("anyone", "GET", "/auth/login", {}),
+    "auth.verify": ("anyone", "GET", "/auth/verify/x", {}),
+    "auth.confirm_email": ("anyone", "GET", "/auth/confirm-email/x", {}),
+    "auth.forgot": ("anyone", "GET", "/auth/forgot", {}),
+    "auth.reset": ("anyone", "GET", "/auth/reset/x", {}),
+    "auth.resend_verification": ("login", "POST", "/auth/verify/resend", {}),
+    "account.index": ("login", "GET", "/account/", {}),
+    "account.change_name": ("login", "POST", "/account/name", {"display_name": ""}),
+    "account.change_password": ("login", "POST", "/account/password", {}),
+    "account.change_email": ("login", "POST", "/account/email", {}),
+    "account.notifications": ("login", "POST", "/account/notifications", {"notify_by_email": "on"}),
+    "account.end_other_sessions": ("login", "POST", "/account/sessions/end-others", {}),
+    "projects.index": ("login", "GET", "/projects", {}),
+    "projects.new": ("login", "GET", "/projects/new", {}),
+    "finding.my_issues": ("login", "GET", "/issues", {}),
+    "finding.search_page": ("login", "GET", "/search?q=is:open", {}),
+    "finding.export": ("login", "GET", "/search.csv?q=is:open", {}),
+    "finding.save_search": ("login", "POST", "/searches", {"name": "", "q": "is:open"}),
+    "finding.delete_search": ("login", "POST", "/searches/{saved}/delete", {}),
+    "finding.person": ("login", "GET", "/u/{owner_handle}", {}),
+    "issues.project_issues": ("read", "GET", "/p/{key}", {}),
+    "issues.show": ("read", "GET", "/{issue}", {}),
+    "projects.members": ("read", "GET", "/p/{key}/members", {}),
+    "issues.watch": ("read", "POST", "/{issue}/watch", {"watching": "1"}),
+    "issues.new": ("write", "GET", "/p/{key}/issues/new", {}),
+    "issues.edit": ("write", "POST", "/{issue}/edit", {"field": "title", "title": ""}),
+    "issues.add_comment": ("write", "POST", "/{issue}/comments", {"body": ""}),
+    "issues.bulk_edit": ("write", "POST", "/p/{key}/issues/bulk", {"issue": "{issue_id}"}),
+    "issues.change_comment": ("author", "POST", "/{issue}/comments/{comment}", {"body": ""}),
+    "projects.settings": ("manage", "GET", "/p/{key}/settings", {}),
+    "projects.save_settings": ("manage", "POST", "/p/{key}/settings", {"name": ""}),
+    "projects.archive": ("manage", "POST", "/p/{key}/archive", {"archived": "0"}),
+    "projects.add_status": ("manage", "POST", "/p/{key}/statuses", {"name": ""}),
+    "projects.update_status": ("manage", "POST", "/p/{key}/statuses/{status}", {"name": ""}),
+    "projects.save_label": ("manage", "POST", "/p/{key}/labels", {"name": ""}),
+    "projects.add_member": ("manage", "POST", "/p/{key}/members", {"role": "nobody"}),
+    "projects.update_member": (
+        "manage",
+        "POST",
+        "/p/{key}/members/{bystander}",
+        {"role": "nobody"},
+    ),
+    # Last: it ends the visitor's session.
+    "auth.logout": ("anyone", "POST", "/auth/logout", {}),
+}
+
+# The answer each visitor should get, by what the route needs and the project's visibility.
+LEVEL = {"anonymous": 0, "outsider": 1, "viewer": 2, "member": 3, "admin": 4, "owner": 5}
+
+
+def expected(need: str, visitor: str, public: bool) -> str:
+    level = LEVEL[visitor]
+    if need == "anyone":
+        return "allowed"
+    if visitor == "anonymous":
+        return "login"
+    if need == "login":
+        return "allowed"
+    if visitor == "outsider" and not public:
+        return "hidden"
+    if need == "read":
+        return "allowed"
+    if need == "write":
+        return "allowed" if level >= LEVEL["member"] else "forbidden"
+    if need == "author":
+        return "allowed" if visitor == "owner" else "forbidden"
+    if need == "manage":
+        return "allowed" if level >= LEVEL["admin"] else "forbidden"
+    raise AssertionError(need)
+
+
+def outcome(status: int, location: str) -> str:
+    if status == 401 or (status == 302 and location.startswith("/auth/login")):
+        return "login"
+    if status == 403:
+        return "forbidden"
+    if status == 404:
+        return "hidden"
+    if status < 400 or status in (400, 409):
+        return "allowed"
+    return f"error {status}"
+
+
+@dataclass
+class World:
+    values: dict[str, str]
+    clients: dict[str, object]
+
+
+async def build_world(app: Quart, public: bool) -> World:
+    async with app.extensions["database"].sessionmaker() as session:
+        people = {
+            role: await make_user(session, email=f"{role}@example.com") for role in VISITORS[1:]
+        }
+        owner = people["owner"]
+        project = await make_project(session, owner, key="PRJ", is_public=public)
+        for role in ("viewer", "member", "admin"):
+            await add_member(session, project, people[role], Role(role))
+        bystander = await make_user(session, email="bystander@example.com")
+        await add_member(session, project, bystander, Role.MEMBER)
+        issue = await make_issue(session, owner, project)
+        comment = await comments.add_comment(session, owner, issue.id, "A first comment")
+        status_id = await session.scalar(
+            select(WorkflowStatus.id).where(WorkflowStatus.project_id == project.id).limit(1)
+        )
+        await projects.save_label(session, owner, project.id, name="bug", color="#dc2626")
+        saved = await search.save_search(session, owner, name="Mine", query="assignee:me")
+        for user in people.values():
+            user.password_hash = await app.extensions["account_settings"].hasher.hash(PASSWORD)
+            session.add(user)
+        await session.commit()
+        values = {
+            "key": "PRJ",
+            "issue": "PRJ-1",
+            "issue_id": str(issue.id),
+            "comment": str(comment.id),
+            "status": str(status_id),
+            "bystander": str(bystander.id),
+            "saved": str(saved.id),
+            "owner_handle": owner.handle,
+        }
+        assert await session.scalar(select(Label.id)) and await session.scalar(select(Comment.id))
+        assert await session.scalar(select(SavedSearch.id))
+    clients = {}
+    for visitor in VISITORS:
+        client = app.test_client()
+        if visitor != "anonymous":
+            response = await log_in(client, f"{visitor}@example.com")
+            assert response.status_code == 302, visitor
+        clients[visitor] = client
+    return World(values, clients)
+
+
+def test_every_route_is_in_the_matrix() -> None:
+    app = create_app("testing")
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints == set(ROUTES), (
+        f"missing from the matrix: {endpoints - set(ROUTES)}; stale: {set(ROUTES) - endpoints}"
+    )
+
+
+@pytest.mark.parametrize("public", [True, False], ids=["public", "private"])
+async def test_the_permission_matrix(database_url: str, mailbox: MailCatcher, public: bool) -> None:
+    # Every visitor comes from one test address: per-client limits would answer 429.
+    app = create_app("testing", **app_settings(database_url, mailbox, RATE_LIMIT_ENABLED=False))
+    async with app.test_app():
+        unexpected, probes = await probe_everything(app, public)
+    print(
+        f"permission matrix ({'public' if public else 'private'}): {probes} probes, "
+        f"{len(unexpected)} unexpected"
+    )
+    assert unexpected == []
+
+
+async def probe_everything(app: Quart, public: bool) -> tuple[list[tuple], int]:
+    world = await build_world(app, public)
+    unexpected = []
+    probes = 0
+    for endpoint, (need, method, path, form) in ROUTES.items():
+        url = path.format(**world.values)
+        body = {name: value.format(**world.values) for name, value in form.items()}
+        for visitor in VISITORS:
+            client = world.clients[visitor]
+            if method == "POST":
+                body["csrf_token"] = await csrf_token(client)
+            response = await client.open(
+                url, method=method, form=body if method == "POST" else None
+            )
+            got = outcome(response.status_code, response.headers.get("Location", ""))
+            want = expected(need, visitor, public)
+            probes += 1
+            if got != want:
+                unexpected.append((endpoint, visitor, want, got, response.status_code))
+    return unexpected, probes
