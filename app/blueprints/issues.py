@@ -71,6 +71,7 @@ async def project_issues(key: str) -> Page:
 async def bulk_edit(key: str) -> Page:
     session = get_session()
     project = await projects.project_by_key(session, _viewer(), key)
+    project_id, project_key = project.id, project.key  # a refused edit's rollback expires project
     form = await request.form
     changes = IssueChanges(
         status_id=form_int(form, "status"),
@@ -83,13 +84,13 @@ async def bulk_edit(key: str) -> Page:
         changes.assignee_id = form_int(form, "assignee")
     try:
         changed = await issues.bulk_update(
-            session, _viewer(), project.id, form_ints(form, "issue"), changes
+            session, _viewer(), project_id, form_ints(form, "issue"), changes
         )
     except Invalid as refusal:
         await flash(refusal.message)
     else:
         await flash(f"Updated {changed} issue{'s' if changed != 1 else ''}.")
-    return redirect(url_for("issues.project_issues", key=project.key, q=form.get("q", "is:open")))
+    return redirect(url_for("issues.project_issues", key=project_key, q=form.get("q", "is:open")))
 
 
 # --- Creating ---------------------------------------------------------------------------------

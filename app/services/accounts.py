@@ -97,7 +97,8 @@ HANDLE_CHARACTERS = re.compile(r"[^a-z0-9._-]")
 
 async def unique_handle(session: AsyncSession, email: str) -> str:
     """A free @handle made from the address's local part: ann, ann2, ann3, ..."""
-    base = HANDLE_CHARACTERS.sub("", email.split("@")[0].lower())[:30] or "user"
+    # No trailing dots: "@ann." reads as a mention of ann followed by a full stop.
+    base = HANDLE_CHARACTERS.sub("", email.split("@")[0].lower())[:30].rstrip(".") or "user"
     taken = set(
         await session.scalars(
             select(User.handle).where(or_(User.handle == base, User.handle.like(f"{base}%")))

@@ -12,13 +12,14 @@ from app.models import Comment, Issue, Membership, Project, User
 from app.services import notifications, search
 from app.services.access import writable_project
 from app.services.activity import record_activity
+from app.services.text import storable
 from app.services.transaction import use_case
 
 BODY_MAX = 20_000
 
 
 def _body(body: str) -> str:
-    body = body.strip()
+    body = storable(body).strip()
     if not 1 <= len(body) <= BODY_MAX:
         raise Invalid(f"A comment is 1 to {BODY_MAX} characters.", field="body")
     return body
@@ -65,7 +66,6 @@ async def add_comment(session: AsyncSession, actor: User, issue_id: int, body: s
     )
     await search.refresh_search_document(session, issue.id)
     await session.commit()
-    comment.author = actor
     return comment
 
 

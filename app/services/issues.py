@@ -27,6 +27,7 @@ from app.models.issue import POSITION_STEP, IssueType, Priority
 from app.services import notifications, search
 from app.services.access import readable_project, writable_project
 from app.services.activity import record_activity, take_project_counters
+from app.services.text import storable
 from app.services.transaction import use_case
 
 TITLE_MAX = 200
@@ -64,13 +65,14 @@ def _choice(value: str, allowed: Sequence[str], field_name: str) -> str:
 
 
 def _title(title: str) -> str:
-    title = title.strip()
+    title = storable(title).strip()
     if not 1 <= len(title) <= TITLE_MAX:
         raise Invalid(f"A title is 1 to {TITLE_MAX} characters.", field="title")
     return title
 
 
 def _description(description: str) -> str:
+    description = storable(description)
     if len(description) > DESCRIPTION_MAX:
         raise Invalid(
             f"A description is at most {DESCRIPTION_MAX} characters.", field="description"
@@ -189,7 +191,6 @@ async def create_issue(
         await notifications.notify(session, issue, activity, actor, assigned_to=assignee)
     await search.refresh_search_document(session, issue.id)
     await session.commit()
-    issue.reporter, issue.assignee = actor, assignee
     return issue
 
 
@@ -393,46 +394,49 @@ async def _apply_changes(
         if _shown(before) != _shown(after):
             record[name] = [_shown(before), _shown(after)]
 
-    if changes.title is not None:
-        title = _title(changes.title)
-        note("title", issue.title, title)
-        issue.title = title
-    if changes.description is not None:
-        description = _description(changes.description)
-        if description != issue.description:
-            record["description"] = ["", "edited"]
-        issue.description = description
-    if changes.type is not None:
-        note("type", issue.type, _choice(changes.type, ISSUE_TYPES, "type"))
-        issue.type = changes.type
-    if changes.priority is not None:
-        note("priority", issue.priority, _choice(changes.priority, PRIORITIES, "priority"))
-        issue.priority = changes.priority
-    status_changed = False
-    if changes.status_id is not None and changes.status_id != issue.status_id:
-        status = await _status_of(session, issue.project_id, changes.status_id)
-        note("status", issue.status.name, status.name)
-        issue.status = status
-        issue.position = await _last_position(session, issue.project_id, status.id)
-        status_changed = True
-    newly_assigned: User | None = None
-    if changes.assignee_id is not ...:
-        assignee = await _assignee_of(session, issue.project_id, changes.assignee_id)  # type: ignore[arg-type]
-        if (assignee.id if assignee else None) != issue.assignee_id:
-            note(
-                "assignee",
-                issue.assignee.display_name if issue.assignee else None,
-                assignee.display_name if assignee else None,
-            )
-            issue.assignee = assignee
-            newly_assigned = assignee
-    if changes.label_ids is not None:
-        labels = await _labels_of(session, issue.project_id, changes.label_ids)
-        note("labels", [label.name for label in issue.labels], [label.name for label in labels])
-        issue.labels = labels
-    if changes.due_date is not ...:
-        note("due date", issue.due_date, changes.due_date)
-        issue.due_date = changes.due_date  # type: ignore[assignment]
+    # One UPDATE for the whole edit: the look-ups below must not flush half of it (each flush
+    # would bump the version).
+    with session.no_autoflush:
+        if changes.title is not None:
+            title = _title(changes.title)
+            note("title", issue.title, title)
+            issue.title = title
+        if changes.description is not None:
+            description = _description(changes.description)
+            if description != issue.description:
+                record["description"] = ["", "edited"]
+            issue.description = description
+        if changes.type is not None:
+            note("type", issue.type, _choice(changes.type, ISSUE_TYPES, "type"))
+            issue.type = changes.type
+        if changes.priority is not None:
+            note("priority", issue.priority, _choice(changes.priority, PRIORITIES, "priority"))
+            issue.priority = changes.priority
+        status_changed = False
+        if changes.status_id is not None and changes.status_id != issue.status_id:
+            status = await _status_of(session, issue.project_id, changes.status_id)
+            note("status", issue.status.name, status.name)
+            issue.status = status
+            issue.position = await _last_position(session, issue.project_id, status.id)
+            status_changed = True
+        newly_assigned: User | None = None
+        if changes.assignee_id is not ...:
+            assignee = await _assignee_of(session, issue.project_id, changes.assignee_id)  # type: ignore[arg-type]
+            if (assignee.id if assignee else None) != issue.assignee_id:
+                note(
+                    "assignee",
+                    issue.assignee.display_name if issue.assignee else None,
+                    assignee.display_name if assignee else None,
+                )
+                issue.assignee = assignee
+                newly_assigned = assignee
+        if changes.label_ids is not None:
+            labels = await _labels_of(session, issue.project_id, changes.label_ids)
+            note("labels", [label.name for label in issue.labels], [label.name for label in labels])
+            issue.labels = labels
+        if changes.due_date is not ...:
+            note("due date", issue.due_date, changes.due_date)
+            issue.due_date = changes.due_date  # type: ignore[assignment]
 
     if not record:
         return issue, False

@@ -15,6 +15,7 @@ from app.models import Issue, Label, Membership, Project, Role, User, WorkflowSt
 from app.models.issue import DEFAULT_WORKFLOW, StatusCategory
 from app.services.access import readable_project, require_validated, role_in
 from app.services.activity import record_activity
+from app.services.text import storable
 from app.services.transaction import use_case
 
 PROJECT_KEY = re.compile(r"[A-Z][A-Z0-9]{1,9}")
@@ -34,7 +35,7 @@ def normalise_key(key: str) -> str:
 
 
 def _name(name: str, what: str = "A project", limit: int = 100) -> str:
-    name = name.strip()
+    name = storable(name).strip()
     if not 1 <= len(name) <= limit:
         raise Invalid(f"{what} needs a name of at most {limit} characters.", field="name")
     return name
@@ -144,7 +145,9 @@ async def create_project(
     if await session.scalar(select(Project.id).where(Project.key == key)) is not None:
         raise Conflict(f"The key {key} is taken by another project.", field="key")
 
-    project = Project(key=key, name=name, description=description.strip(), is_public=is_public)
+    project = Project(
+        key=key, name=name, description=storable(description).strip()[:5000], is_public=is_public
+    )
     session.add(project)
     try:
         await session.flush()
@@ -175,7 +178,7 @@ async def update_settings(
     is_public: bool,
 ) -> Project:
     project = await _managed_project(session, actor, project_id)
-    project.name, project.description = _name(name), description.strip()[:5000]
+    project.name, project.description = _name(name), storable(description).strip()[:5000]
     project.is_public = is_public
     await record_activity(
         session, project, actor, "project.updated", payload={"name": project.name}

@@ -14,7 +14,7 @@ async def test_home_page_answers_with_the_layout(client) -> None:
     assert response.status_code == 200
     page = await response.get_data(as_text=True)
     assert "<title>Issues</title>" in page
-    assert 'aria-label="Main"' in page
+    assert 'class="topbar"' in page and 'href="#content"' in page
     assert "<footer" in page
 
 

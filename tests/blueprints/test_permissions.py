@@ -26,7 +26,8 @@ from tests.web import PASSWORD, csrf_token, log_in
 VISITORS = ("anonymous", "outsider", "viewer", "member", "admin", "owner")
 
 # What each route needs. "anyone": no login; "login": any account; "read", "write", "manage":
-# that access to the project; "author": the comment's author (here the owner).
+# that access to the project; "author": the comment's author, "saver": the saved search's
+# owner (both are the project's owner here; to others the search does not exist).
 ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     # endpoint: (need, method, path, form)
     "main.index": ("anyone", "GET", "/", {}),
@@ -51,7 +52,7 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "finding.search_page": ("login", "GET", "/search?q=is:open", {}),
     "finding.export": ("login", "GET", "/search.csv?q=is:open", {}),
     "finding.save_search": ("login", "POST", "/searches", {"name": "", "q": "is:open"}),
-    "finding.delete_search": ("login", "POST", "/searches/{saved}/delete", {}),
+    "finding.delete_search": ("saver", "POST", "/searches/{saved}/delete", {}),
     "finding.person": ("login", "GET", "/u/{owner_handle}", {}),
     "issues.project_issues": ("read", "GET", "/p/{key}", {}),
     "issues.show": ("read", "GET", "/{issue}", {}),
@@ -91,6 +92,8 @@ def expected(need: str, visitor: str, public: bool) -> str:
         return "login"
     if need == "login":
         return "allowed"
+    if need == "saver":
+        return "allowed" if visitor == "owner" else "hidden"
     if visitor == "outsider" and not public:
         return "hidden"
     if need == "read":

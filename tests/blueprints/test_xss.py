@@ -7,9 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from app.errors import Invalid
-from app.models import Issue, User
+from app.models import Issue, Membership, User
 from app.services import comments, issues, projects
-from tests.factories import add_member, make_project, make_user
+from tests.factories import make_project, make_user
 from tests.web import PASSWORD, log_in
 from tests.xss.checks import assert_no_executable_html, load_payloads
 
@@ -23,7 +23,7 @@ async def plant_payloads(app: Quart) -> tuple[list[str], list[str]]:
     async with app.extensions["database"].sessionmaker() as session:
         owner = await make_user(session, email="owner@example.com", display_name="Owner")
         owner_id = owner.id
-        project = await make_project(session, owner, key="XSS", is_public=True)
+        project_id = (await make_project(session, owner, key="XSS", is_public=True)).id
         for number, payload in enumerate(payloads):
             # People's names: refused when they hold line breaks, else shown as text.
             try:
@@ -32,26 +32,27 @@ async def plant_payloads(app: Quart) -> tuple[list[str], list[str]]:
                 await session.rollback()
                 continue
             if number % 25 == 0:
-                await add_member(session, project, person)
+                session.add(Membership(project_id=project_id, user_id=person.id, role="member"))
+                await session.commit()
         for payload in payloads:
             issue = await issues.create_issue(
-                session, owner, project.id, title=payload[:200] or "x", description=payload
+                session, owner, project_id, title=payload[:200] or "x", description=payload
             )
             await comments.add_comment(session, owner, issue.id, payload)
         for payload in payloads[:60]:
             try:
                 await projects.save_label(
-                    session, owner, project.id, name=payload[:50], color="#123456"
+                    session, owner, project_id, name=payload[:50], color="#123456"
                 )
                 await projects.add_status(
-                    session, owner, project.id, name=payload[:50], category="todo"
+                    session, owner, project_id, name=payload[:50], category="todo"
                 )
             except Invalid:  # duplicates and empty names are refused
                 continue
         await projects.update_settings(
             session,
             owner,
-            project.id,
+            project_id,
             name=payloads[0][:100],
             description=payloads[1],
             is_public=True,

@@ -52,8 +52,8 @@ async def test_create_a_project_and_an_issue_edit_it_in_place_comment_and_search
     await log_in(page, live_server, "ann@example.com")
 
     await page.get_by_role("link", name="New project").first.click()
-    await page.get_by_label("Name").fill("Website")
-    await page.get_by_label("Key").fill("web")
+    await page.get_by_label("Name", exact=True).fill("Website")
+    await page.get_by_label("Key", exact=True).fill("web")
     await page.get_by_role("button", name="Create the project").click()
     await expect(page.locator(".flash")).to_contain_text("Project WEB is ready")
 
@@ -96,8 +96,8 @@ async def test_a_stale_edit_in_the_page_is_refused_and_says_what_changed(
     bob = await (await browser.new_context()).new_page()
     await log_in(ann, live_server, "ann@example.com")
     await ann.goto(live_server.url + "/projects/new")
-    await ann.get_by_label("Name").fill("Website")
-    await ann.get_by_label("Key").fill("WEB")
+    await ann.get_by_label("Name", exact=True).fill("Website")
+    await ann.get_by_label("Key", exact=True).fill("WEB")
     await ann.get_by_role("button", name="Create the project").click()
     await ann.goto(live_server.url + "/p/WEB/members")
     await ann.get_by_label("Their email address").fill("bob@example.com")
@@ -130,8 +130,8 @@ async def test_screenshots_of_the_pages_in_both_themes(
     problems = watch_for_problems(page)
     await log_in(page, live_server, "ann@example.com")
     await page.goto(live_server.url + "/projects/new")
-    await page.get_by_label("Name").fill("Website")
-    await page.get_by_label("Key").fill("WEB")
+    await page.get_by_label("Name", exact=True).fill("Website")
+    await page.get_by_label("Key", exact=True).fill("WEB")
     await page.get_by_role("button", name="Create the project").click()
     for title in ("Checkout fails with a saved card", "Add dark theme to emails", "Slow search"):
         await page.goto(live_server.url + "/p/WEB/issues/new")

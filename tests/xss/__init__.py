@@ -1,0 +1,1 @@
+"""The XSS corpus (payloads.txt) and the check that no payload became live HTML (checks.py)."""
