@@ -59,3 +59,16 @@ async def test_create_admin_refuses_a_weak_password(database_url: str) -> None:
     )
     assert code != 0
     assert "at least 10 characters" in output
+
+
+async def test_seed_demo_fills_an_empty_database_and_refuses_a_used_one(
+    app: Quart, client, database_url: str
+) -> None:
+    code, output = await run_quart(database_url, "seed-demo", "--issues-per-project", "4")
+    assert code == 0, output
+    assert "Created 12 issues" in output
+    assert (await log_in(client, "ada@example.com", "demo password 2026")).status_code == 302
+    page = await (await client.get("/p/WEB?q=sort:number-asc")).get_data(as_text=True)
+    assert "WEB-1" in page
+    code, output = await run_quart(database_url, "seed-demo")
+    assert code != 0 and "fills only an empty one" in output
