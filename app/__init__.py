@@ -7,7 +7,7 @@ from typing import Any
 
 from quart import Quart
 
-from app import cli, db, mail
+from app import cli, db, live, mail
 from app.config import config
 
 
@@ -32,10 +32,12 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
 
     db.init_app(app)
     mail.init_app(app)
+    live.init_app(app)
 
     from app.blueprints import (
         account,
         auth,
+        boards,
         errors,
         finding,
         guards,
@@ -47,7 +49,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
 
     guards.init_app(app)
     layout.init_app(app)
-    for blueprint in (main.bp, auth.bp, account.bp, projects.bp, issues.bp, finding.bp):
+    for blueprint in (main.bp, auth.bp, account.bp, projects.bp, issues.bp, boards.bp, finding.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     cli.init_app(app)

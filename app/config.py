@@ -78,6 +78,14 @@ class Config:
     MAIL_MAX_ATTEMPTS = 8
     MAIL_POLL_SECONDS = 5.0
     MAIL_SEND_IN_BACKGROUND = True
+    # Live streams: heartbeat comment interval, how often access is checked again, the
+    # reconnect hint for browsers, and how many events may wait for one slow client.
+    SSE_HEARTBEAT_SECONDS = 15.0
+    SSE_RECHECK_SECONDS = 30.0
+    SSE_RETRY_MILLISECONDS = 3000
+    SSE_QUEUE_SIZE = 256
+    SSE_REPLAY_LIMIT = 1000
+
     # Watchers' mail is sent once a burst of changes has been quiet this long, or once its first
     # change is this old.
     NOTIFY_QUIET_SECONDS = 120

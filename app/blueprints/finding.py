@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.blueprints.forms import form_text
 from app.blueprints.guards import current_account, login_required, safe_next
 from app.db import get_session
-from app.errors import Invalid, NotFound
+from app.errors import Forbidden, Invalid, NotFound
 from app.models import Project, User
 from app.services import issues, projects, search
 
@@ -72,7 +72,7 @@ async def search_page() -> tuple[str, int]:
                 session, _viewer(), query_text, project=project, after=request.args.get("after")
             )
             found, next_cursor = page.issues, page.next_cursor
-            total = await search.count_issues(session, _viewer(), query_text, project=project)
+            total = await search.count_issues(session, _viewer(), page.query, project=project)
         except Invalid as refusal:
             error = refusal.message
     page_html = await render_template(
@@ -110,7 +110,7 @@ async def save_search() -> Response:
         await search.save_search(
             get_session(), _viewer(), name=form_text(form, "name"), query=form_text(form, "q")
         )
-    except Invalid as refusal:
+    except (Invalid, Forbidden) as refusal:
         await flash(refusal.message)
     else:
         await flash("Search saved: find it in the sidebar.")

@@ -144,6 +144,8 @@ async def new(key: str) -> Page:
             fresh, form, refusal.field_errors or {"form": refusal.message}, refusal.status
         )
     await flash(f"Created {project.key}-{issue.number}.")
+    if form.get("return_to") == "board":
+        return redirect(url_for("boards.board", key=project.key))
     return redirect(url_for("issues.show", key=f"{project.key}-{issue.number}"))
 
 

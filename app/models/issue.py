@@ -103,6 +103,9 @@ class Issue(Base):
         UniqueConstraint("project_id", "number"),
         Index("ix_issue_project_id_status_id_position", "project_id", "status_id", "position"),
         Index("ix_issue_project_id_updated_at", "project_id", "updated_at"),
+        # Keyset pagination across projects (search sorted by update or creation time).
+        Index("ix_issue_updated_at_id", "updated_at", "id"),
+        Index("ix_issue_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -647,3 +647,29 @@ async def create_admin(
     user.email_verified_at = user.email_verified_at or utcnow()
     await session.commit()
     return user
+
+
+async def session_still_valid(
+    session: AsyncSession, settings: AccountSettings, auth_session_id: int
+) -> User | None:
+    """The user of a login session if it is still live (not revoked, not expired): what a long
+    stream checks now and then."""
+    row = (
+        await session.execute(
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.id == auth_session_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    auth_session, user = row
+    now = utcnow()
+    idle_limit = settings.remember_idle if auth_session.remember else settings.session_idle
+    if (
+        auth_session.revoked_at is not None
+        or auth_session.expires_at <= now
+        or auth_session.last_seen_at + idle_limit <= now
+    ):
+        return None
+    return user

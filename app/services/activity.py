@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Activity, Issue, Project, User
@@ -54,6 +54,11 @@ async def record_activity(
         payload=payload or {},
     )
     session.add(activity)
+    # Tell the live layer once this commits: PostgreSQL delivers a NOTIFY only at commit (and
+    # drops it on rollback); SQLite's single process hears it from an after-commit hook.
+    session.info.setdefault("issues.activity_projects", set()).add(project.id)
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_notify("issues_activity", f"{project.id}:{seq}")))
     return activity
 
 

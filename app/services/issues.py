@@ -527,3 +527,102 @@ async def watched_issues(session: AsyncSession, viewer: User, *, limit: int = 10
             .limit(limit)
         )
     )
+
+
+# --- The board --------------------------------------------------------------------------------
+
+
+async def _position_before(
+    session: AsyncSession, issue: Issue, status_id: int, before_id: int | None
+) -> int:
+    """A position that puts the issue just above `before_id` in its column (None: at the
+    bottom). Renumbers the column when there is no room left between two neighbours."""
+    if before_id is None:
+        return await _last_position(session, issue.project_id, status_id)
+    column = list(
+        await session.scalars(
+            select(Issue)
+            .where(
+                Issue.project_id == issue.project_id,
+                Issue.status_id == status_id,
+                Issue.id != issue.id,
+            )
+            .order_by(Issue.position, Issue.id)
+        )
+    )
+    index = next((i for i, other in enumerate(column) if other.id == before_id), None)
+    if index is None:
+        raise Invalid("That card is no longer in this column; reload the board.", field="before")
+    above = column[index - 1].position if index > 0 else column[index].position - 2 * POSITION_STEP
+    below = column[index].position
+    if below - above >= 2:
+        return (above + below) // 2
+    # No gap left: spread the column out again. These rows change place, not content, so
+    # their versions are left alone (a raw UPDATE, not the ORM's versioned one).
+    for offset, other in enumerate(column):
+        new_position = (offset + 1) * POSITION_STEP * 2
+        await session.execute(
+            Issue.__table__.update().where(Issue.id == other.id).values(position=new_position)
+        )
+    return (index + 1) * POSITION_STEP * 2 - POSITION_STEP
+
+
+@use_case
+async def move_issue(
+    session: AsyncSession,
+    actor: User,
+    issue_id: int,
+    *,
+    status_id: int,
+    before_id: int | None,
+    expected_version: int,
+) -> Issue:
+    """Move a card on the board: into `status_id`, above `before_id` (None: to the bottom).
+    Raises StaleEdit if someone changed the issue since `expected_version`."""
+    issue = await _issue_for_update(session, actor, issue_id)
+    if issue.version != expected_version:
+        raise StaleEdit(issue, await _changes_since(session, issue, expected_version))
+    with session.no_autoflush:
+        status = await _status_of(session, issue.project_id, status_id)
+        position = await _position_before(session, issue, status.id, before_id)
+        changes: dict[str, list[str]] = {}
+        if status.id != issue.status_id:
+            changes["status"] = [issue.status.name, status.name]
+        issue.status, issue.position = status, position
+    await session.flush()
+    activity = await record_activity(
+        session,
+        issue.project,
+        actor,
+        "issue.moved",
+        issue=issue,
+        payload={"version": issue.version, "changes": changes, "status_id": status.id},
+    )
+    await session.flush()
+    await notifications.notify(session, issue, activity, actor, status_changed=bool(changes))
+    await session.commit()
+    return issue
+
+
+async def board_columns(
+    session: AsyncSession, viewer: User | None, project_id: int
+) -> list[tuple[WorkflowStatus, list[Issue]]]:
+    """The project's columns, each with its cards in board order."""
+    project = await readable_project(session, viewer, project_id)
+    statuses = list(
+        await session.scalars(
+            select(WorkflowStatus)
+            .where(WorkflowStatus.project_id == project.id)
+            .order_by(WorkflowStatus.position, WorkflowStatus.id)
+        )
+    )
+    cards = await session.scalars(
+        select(Issue)
+        .where(Issue.project_id == project.id)
+        .options(*ISSUE_DETAILS)
+        .order_by(Issue.position, Issue.id)
+    )
+    by_status: dict[int, list[Issue]] = {status.id: [] for status in statuses}
+    for card in cards:
+        by_status.setdefault(card.status_id, []).append(card)
+    return [(status, by_status[status.id]) for status in statuses]

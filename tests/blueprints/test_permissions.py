@@ -9,6 +9,7 @@ answer: allowed (2xx, 3xx other than to the login page, or a 400/409 from valida
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import pytest
@@ -58,6 +59,9 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "issues.show": ("read", "GET", "/{issue}", {}),
     "projects.members": ("read", "GET", "/p/{key}/members", {}),
     "issues.watch": ("read", "POST", "/{issue}/watch", {"watching": "1"}),
+    "boards.board": ("read", "GET", "/p/{key}/board", {}),
+    "boards.events": ("read", "STREAM", "/p/{key}/events", {}),
+    "boards.move": ("write", "POST", "/p/{key}/board/moves", {"issue": "{issue_id}"}),
     "issues.new": ("write", "GET", "/p/{key}/issues/new", {}),
     "issues.edit": ("write", "POST", "/{issue}/edit", {"field": "title", "title": ""}),
     "issues.add_comment": ("write", "POST", "/{issue}/comments", {"body": ""}),
@@ -169,6 +173,16 @@ async def build_world(app: Quart, public: bool) -> World:
     return World(values, clients)
 
 
+async def stream_status(client, url: str) -> tuple[int, str]:
+    """The status of an endless event stream: read the head, then hang up."""
+    async with client.request(url) as connection:
+        await connection.send_complete()
+        await asyncio.wait_for(connection.receive(), 5)
+        status, location = connection.status_code, connection.headers.get("Location", "")
+        await connection.disconnect()
+    return status, location
+
+
 def test_every_route_is_in_the_matrix() -> None:
     app = create_app("testing")
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
@@ -199,12 +213,15 @@ async def probe_everything(app: Quart, public: bool) -> tuple[list[tuple], int]:
         body = {name: value.format(**world.values) for name, value in form.items()}
         for visitor in VISITORS:
             client = world.clients[visitor]
-            if method == "POST":
-                body["csrf_token"] = await csrf_token(client)
-            response = await client.open(
-                url, method=method, form=body if method == "POST" else None
-            )
-            got = outcome(response.status_code, response.headers.get("Location", ""))
+            if method == "STREAM":
+                got = outcome(*await stream_status(client, url))
+            else:
+                if method == "POST":
+                    body["csrf_token"] = await csrf_token(client)
+                response = await client.open(
+                    url, method=method, form=body if method == "POST" else None
+                )
+                got = outcome(response.status_code, response.headers.get("Location", ""))
             want = expected(need, visitor, public)
             probes += 1
             if got != want:

@@ -60,5 +60,6 @@ document.addEventListener("change", (event) => {
   if (form && !window.htmx && event.target.tagName !== "BUTTON") form.requestSubmit();
 });
 
+window.issuesPaint = paintLabels;
 document.addEventListener("DOMContentLoaded", () => paintLabels(document));
 document.addEventListener("htmx:afterSwap", (event) => paintLabels(event.target));

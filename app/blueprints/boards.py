@@ -1,0 +1,140 @@
+"""The board: columns of cards, moves, and the project's live event stream."""
+
+from __future__ import annotations
+
+from quart import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from app.blueprints.forms import form_int
+from app.blueprints.guards import (
+    account_settings,
+    current_account,
+    current_auth_session,
+    login_required,
+)
+from app.db import get_session
+from app.errors import Invalid, NotFound
+from app.live.stream import StreamSettings, event_stream
+from app.models import User
+from app.services import accounts, issues, projects
+from app.services.access import may_write, readable_project
+from app.services.issues import StaleEdit
+
+bp = Blueprint("boards", __name__)
+
+
+def _viewer() -> User:
+    user = current_account()
+    assert user is not None  # login_required ran
+    return user
+
+
+def _wants_json() -> bool:
+    return (
+        request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+    )
+
+
+@bp.get("/p/<project_key:key>/board")
+@login_required
+async def board(key: str) -> str:
+    session = get_session()
+    project = await projects.project_by_key(session, _viewer(), key)
+    columns = await issues.board_columns(session, _viewer(), project.id)
+    last_seq = project.last_event_seq
+    return await render_template(
+        "boards/board.html",
+        project=project,
+        columns=columns,
+        can_write=await may_write(session, _viewer(), project),
+        last_seq=last_seq,
+    )
+
+
+@bp.post("/p/<project_key:key>/board/moves")
+@login_required
+async def move(key: str) -> Response | tuple[Response, int]:
+    """Save a move (drag and drop, or a card's menu) made on the version the mover saw."""
+    session = get_session()
+    project = await projects.project_by_key(session, _viewer(), key)
+    project_key = project.key
+    form = await request.form
+    issue_id = form_int(form, "issue")
+    try:
+        if issue_id is None:
+            raise Invalid("Which card?", field="issue")
+        moved = await issues.move_issue(
+            session,
+            _viewer(),
+            issue_id,
+            status_id=form_int(form, "status") or 0,
+            before_id=form_int(form, "before"),
+            expected_version=form_int(form, "version") or 0,
+        )
+    except (StaleEdit, Invalid) as refusal:
+        if _wants_json():
+            return jsonify(error={"code": refusal.code, "message": refusal.message}), refusal.status
+        raise
+    if _wants_json():
+        return jsonify(issue_id=moved.id, version=moved.version, status_id=moved.status_id)
+    return redirect(url_for("boards.board", key=project_key, _anchor=f"card-{moved.id}"))
+
+
+@bp.get("/p/<project_key:key>/events")
+@login_required
+async def events(key: str) -> Response:
+    """The project's server-sent events: replay after Last-Event-ID, then live."""
+    session = get_session()
+    viewer, auth_session = _viewer(), current_auth_session()
+    assert auth_session is not None
+    project = await projects.project_by_key(session, viewer, key)
+    project_id, auth_session_id = project.id, auth_session.id
+    raw_last_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0"
+    last_event_id = int(raw_last_id) if raw_last_id.isdigit() else 0
+    # A stream holds no pooled connection while it waits: this request's session ends here.
+    await session.close()
+    app = current_app._get_current_object()
+    database, settings = app.extensions["database"], account_settings()
+
+    async def still_allowed() -> bool:
+        async with database.sessionmaker() as check:
+            user = await accounts.session_still_valid(check, settings, auth_session_id)
+            if user is None:
+                return False
+            try:
+                await readable_project(check, user, project_id)
+            except NotFound:  # the project is private to them now
+                return False
+            return True
+
+    stream = event_stream(
+        app.extensions["broker"],
+        project_id,
+        last_event_id,
+        still_allowed,
+        StreamSettings(
+            heartbeat=app.config["SSE_HEARTBEAT_SECONDS"],
+            recheck=app.config["SSE_RECHECK_SECONDS"],
+            retry_ms=app.config["SSE_RETRY_MILLISECONDS"],
+            replay_limit=app.config["SSE_REPLAY_LIMIT"],
+        ),
+    )
+    response = await make_response(
+        stream,
+        {
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        },
+    )
+    response.timeout = None  # else Quart cuts the stream after RESPONSE_TIMEOUT
+    return response

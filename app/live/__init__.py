@@ -1,0 +1,40 @@
+"""The live layer: project events fanned out to open pages over server-sent events.
+
+A commit that writes activity rows makes them reach every worker's broker: on PostgreSQL by a
+NOTIFY sent in that very transaction (delivered at commit) to each worker's LISTEN connection,
+on SQLite (one process) by an after-commit hook. Each broker reads the new rows once, renders
+them once, and queues them to its own subscribers (decision 0007).
+"""
+
+from __future__ import annotations
+
+from quart import Quart
+
+from app.live.broker import Broker
+from app.live.listener import PostgresListener
+
+__all__ = ["Broker", "init_app"]
+
+
+def init_app(app: Quart) -> None:
+    database = app.extensions["database"]
+    broker = Broker(
+        database.sessionmaker,
+        app.jinja_env,
+        queue_size=app.config["SSE_QUEUE_SIZE"],
+    )
+    app.extensions["broker"] = broker
+    if database.backend == "postgresql":
+        listener = PostgresListener(database.url, broker)
+        app.extensions["live_listener"] = listener
+
+        @app.before_serving
+        async def start_listening() -> None:
+            await listener.start()
+
+        @app.after_serving
+        async def stop_listening() -> None:
+            await listener.stop()
+    else:
+        # One process: the commit itself tells the broker.
+        database.sessionmaker.kw.setdefault("info", {})["issues.on_activity"] = broker.wake

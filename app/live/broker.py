@@ -1,0 +1,201 @@
+"""Fan-out of a project's new activity rows to the open streams of this worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import Environment
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, selectinload
+
+from app.models import Activity, Comment, Issue
+from app.services.issues import ISSUE_DETAILS
+
+log = logging.getLogger("issues.live")
+
+# session.info keys: the projects a transaction wrote activity for, and who to tell.
+ACTIVITY_PROJECTS = "issues.activity_projects"
+ON_ACTIVITY = "issues.on_activity"
+
+
+@event.listens_for(Session, "after_commit")
+def _tell_the_broker(session: Session) -> None:
+    projects = session.info.pop(ACTIVITY_PROJECTS, None)
+    on_activity = session.info.get(ON_ACTIVITY)
+    if projects and on_activity is not None:
+        for project_id in projects:
+            on_activity(project_id)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_activity(session: Session, previous_transaction: Any) -> None:
+    session.info.pop(ACTIVITY_PROJECTS, None)
+
+
+def encode(seq: int, kind: str, data: dict[str, Any]) -> bytes:
+    """One server-sent event. JSON has no raw newlines, so data fits on one line."""
+    return f"id: {seq}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+RESYNC = object()  # queued instead of an event when a subscriber fell too far behind
+
+
+@dataclass(eq=False)
+class Subscriber:
+    project_id: int
+    queue: asyncio.Queue[tuple[int, bytes] | object]
+    delivered_seq: int = 0
+    overflowed: bool = False
+
+    def offer(self, seq: int, encoded: bytes) -> None:
+        if seq <= self.delivered_seq or self.overflowed:
+            return
+        try:
+            self.queue.put_nowait((seq, encoded))
+        except asyncio.QueueFull:
+            # A client that does not read: drop its backlog, tell it to reload instead.
+            self.overflowed = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(RESYNC)
+
+
+@dataclass
+class _ProjectFeed:
+    subscribers: set[Subscriber] = field(default_factory=set)
+    last_seq: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending: asyncio.Task[None] | None = None
+
+
+class Broker:
+    """This worker's subscribers, by project. `wake(project_id)` (from a commit hook or the
+    PostgreSQL listener) makes the broker read the project's new rows once and fan them out."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        templates: Environment,
+        *,
+        queue_size: int = 256,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.templates = templates
+        self.queue_size = queue_size
+        self.feeds: dict[int, _ProjectFeed] = defaultdict(_ProjectFeed)
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(feed.subscribers) for feed in self.feeds.values())
+
+    async def subscribe(self, project_id: int) -> Subscriber:
+        feed = self.feeds[project_id]
+        subscriber = Subscriber(project_id, asyncio.Queue(maxsize=self.queue_size))
+        async with feed.lock:
+            if not feed.subscribers:
+                # The feed starts at the log's end; the stream's replay covers what came before.
+                async with self.sessionmaker() as session:
+                    feed.last_seq = await session.scalar(
+                        select(func.coalesce(func.max(Activity.seq), 0)).where(
+                            Activity.project_id == project_id
+                        )
+                    )
+            feed.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        feed = self.feeds.get(subscriber.project_id)
+        if feed is None:
+            return
+        feed.subscribers.discard(subscriber)
+        if not feed.subscribers:
+            self.feeds.pop(subscriber.project_id, None)
+
+    def wake(self, project_id: int) -> None:
+        """Schedule a fan-out of the project's new rows (cheap, callable from sync hooks)."""
+        feed = self.feeds.get(project_id)
+        if feed is None or (feed.pending is not None and not feed.pending.done()):
+            return
+        feed.pending = asyncio.get_running_loop().create_task(self.fan_out(project_id))
+
+    async def fan_out(self, project_id: int) -> None:
+        feed = self.feeds.get(project_id)
+        if feed is None:
+            return
+        async with feed.lock:
+            try:
+                async with self.sessionmaker() as session:
+                    rows = await new_rows(session, project_id, feed.last_seq)
+                    for row in rows:
+                        # Rendered once per worker, however many subscribers there are.
+                        encoded = await self.render(session, row)
+                        for subscriber in list(feed.subscribers):
+                            subscriber.offer(row.seq, encoded)
+                        feed.last_seq = row.seq
+            except Exception:  # a database hiccup: the next wake or the client's replay catches up
+                log.exception("live: fan-out for project %s failed", project_id)
+
+    async def render(self, session: AsyncSession, row: Activity) -> bytes:
+        return encode(row.seq, row.kind, await event_data(session, self.templates, row))
+
+    async def close(self) -> None:
+        for feed in self.feeds.values():
+            if feed.pending is not None:
+                feed.pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await feed.pending
+
+
+async def new_rows(
+    session: AsyncSession, project_id: int, after_seq: int, limit: int = 500
+) -> list[Activity]:
+    return list(
+        await session.scalars(
+            select(Activity)
+            .where(Activity.project_id == project_id, Activity.seq > after_seq)
+            .options(selectinload(Activity.actor))
+            .order_by(Activity.seq)
+            .limit(limit)
+        )
+    )
+
+
+async def event_data(
+    session: AsyncSession, templates: Environment, row: Activity
+) -> dict[str, Any]:
+    """What a page needs to apply the event in place: for issue events the card's HTML and
+    its place; for comments, the comment's HTML."""
+    data: dict[str, Any] = {
+        "seq": row.seq,
+        "kind": row.kind,
+        "actor": row.actor.display_name if row.actor else None,
+    }
+    if row.issue_id is None:
+        return data
+    issue = await session.scalar(
+        select(Issue).where(Issue.id == row.issue_id).options(*ISSUE_DETAILS)
+    )
+    if issue is None:
+        return data
+    data.update(
+        issue_id=issue.id,
+        key=issue.key,
+        version=issue.version,
+        status_id=issue.status_id,
+        position=issue.position,
+        card=await templates.get_template("boards/_card.html").render_async(issue=issue),
+    )
+    if row.kind == "comment.added":
+        comment = await session.get(Comment, row.payload.get("comment_id"))
+        if comment is not None and comment.deleted_at is None:
+            from app.markdown import render_markdown
+
+            data["comment"] = {"id": comment.id, "html": str(render_markdown(comment.body))}
+    return data

@@ -1,0 +1,78 @@
+"""One client's event stream: replay from Last-Event-ID, then live events, heartbeats, and
+an access check every little while."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from app.live.broker import RESYNC, Broker, new_rows
+from app.models import Activity
+
+RESYNC_EVENT = b"event: resync\ndata: {}\n\n"
+HEARTBEAT = b": ping\n\n"
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    heartbeat: float = 15.0
+    recheck: float = 30.0
+    retry_ms: int = 3000
+    replay_limit: int = 1000
+
+
+async def event_stream(
+    broker: Broker,
+    project_id: int,
+    last_event_id: int,
+    still_allowed: Callable[[], Awaitable[bool]],
+    settings: StreamSettings,
+) -> AsyncIterator[bytes]:
+    """Every event of the project after `last_event_id`, in order, exactly once, then live
+    ones. Ends (the browser reconnects) after a `resync`, or when `still_allowed` says no."""
+    subscriber = await broker.subscribe(project_id)
+    try:
+        yield f"retry: {settings.retry_ms}\n: connected\n\n".encode()
+        async with broker.sessionmaker() as session:
+            latest = await session.scalar(
+                select(func.coalesce(func.max(Activity.seq), 0)).where(
+                    Activity.project_id == project_id
+                )
+            )
+            missed = await new_rows(session, project_id, last_event_id, settings.replay_limit + 1)
+            # Ahead of the log (another database) or too far behind it: start afresh.
+            if last_event_id > latest or len(missed) > settings.replay_limit:
+                yield RESYNC_EVENT
+                return
+            for row in missed:
+                yield await broker.render(session, row)
+                subscriber.delivered_seq = row.seq
+        subscriber.delivered_seq = max(subscriber.delivered_seq, last_event_id)
+
+        next_check = time.monotonic() + settings.recheck
+        while True:
+            wait = max(0.0, min(settings.heartbeat, next_check - time.monotonic()))
+            try:
+                item = await asyncio.wait_for(subscriber.queue.get(), wait)
+            except TimeoutError:
+                if time.monotonic() >= next_check:
+                    if not await still_allowed():
+                        return
+                    next_check = time.monotonic() + settings.recheck
+                else:
+                    yield HEARTBEAT
+                continue
+            if item is RESYNC:
+                yield RESYNC_EVENT
+                return
+            seq, encoded = item  # type: ignore[misc]
+            if seq <= subscriber.delivered_seq:
+                continue  # already sent by the replay
+            subscriber.delivered_seq = seq
+            yield encoded
+    finally:
+        broker.unsubscribe(subscriber)
