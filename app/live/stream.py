@@ -28,12 +28,12 @@ class StreamSettings:
 async def event_stream(
     broker: Broker,
     project_id: int,
-    last_event_id: int,
+    last_event_id: int | None,
     still_allowed: Callable[[], Awaitable[bool]],
     settings: StreamSettings,
 ) -> AsyncIterator[bytes]:
-    """Every event of the project after `last_event_id`, in order, exactly once, then live
-    ones. Ends (the browser reconnects) after a `resync`, or when `still_allowed` says no."""
+    """Every event of the project after `last_event_id` (None: from now on), in order,
+    exactly once, then live ones. Ends (the browser reconnects) after a `resync`, or when `still_allowed` says no."""
     subscriber = await broker.subscribe(project_id)
     try:
         yield f"retry: {settings.retry_ms}\n: connected\n\n".encode()
@@ -43,6 +43,8 @@ async def event_stream(
                     Activity.project_id == project_id
                 )
             )
+            if last_event_id is None:
+                last_event_id = latest
             missed = await new_rows(session, project_id, last_event_id, settings.replay_limit + 1)
             # Ahead of the log (another database) or too far behind it: start afresh.
             if last_event_id > latest or len(missed) > settings.replay_limit:

@@ -514,7 +514,7 @@ async def test_csv_export_walks_every_page_and_defuses_formulas(
 ) -> None:
     await new_issue(session, tracker.alice, tracker.web, '=HYPERLINK("http://evil")')
     await new_issue(session, tracker.alice, tracker.web, "+1 on this", labels=("-x", "@y"))
-    monkeypatch.setattr(search, "PAGE_MAX", 2)
+    monkeypatch.setattr(finder, "PAGE_MAX", 2)
 
     text = await search.export_csv(session, tracker.alice, "sort:number-asc")
     rows = list(csv.reader(io.StringIO(text)))
