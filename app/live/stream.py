@@ -33,7 +33,8 @@ async def event_stream(
     settings: StreamSettings,
 ) -> AsyncIterator[bytes]:
     """Every event of the project after `last_event_id` (None: from now on), in order,
-    exactly once, then live ones. Ends (the browser reconnects) after a `resync`, or when `still_allowed` says no."""
+    exactly once, then live ones. Ends (the browser reconnects) after a `resync`, or when
+    `still_allowed` says no."""
     subscriber = await broker.subscribe(project_id)
     try:
         yield f"retry: {settings.retry_ms}\n: connected\n\n".encode()

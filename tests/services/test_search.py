@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import Forbidden, Invalid, NotFound
 from app.models import Issue, IssueSearch, Label, Project, SavedSearch, User, WorkflowStatus
 from app.services import comments, issues, search
-from app.services.search import SORTS, QueryError
+from app.services.search import SORTS, QueryError, finder
 from tests.factories import add_member, make_project, make_user
 from tests.services.test_query_language import QUERIES
 
