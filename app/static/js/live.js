@@ -74,6 +74,8 @@
     });
   }
   connect();
+  // Lets a test (or a future "reconnect now" button) drop the stream as a network cut would.
+  document.addEventListener("issues:drop", () => source.dispatchEvent(new Event("error")));
 
   // --- Moving cards ---------------------------------------------------------------------------
   function notice(text) {
