@@ -116,6 +116,11 @@ class Config:
         "MAIL_TIMEOUT": int,
         "MAIL_MAX_ATTEMPTS": int,
         "MAIL_POLL_SECONDS": float,
+        "SSE_HEARTBEAT_SECONDS": float,
+        "SSE_RECHECK_SECONDS": float,
+        "SSE_RETRY_MILLISECONDS": int,
+        "SSE_QUEUE_SIZE": int,
+        "SSE_REPLAY_LIMIT": int,
         "NOTIFY_QUIET_SECONDS": int,
         "NOTIFY_LONGEST_WAIT_SECONDS": int,
     }
