@@ -1,0 +1,254 @@
+"""Live fan-out: N subscribers on one board, the time from a move's commit to its arrival.
+
+Run after `make test` has set up `.venv`:
+
+    .venv/bin/python -m bench.fanout --subscribers 1000
+    .venv/bin/python -m bench.fanout --subscribers 1000 --workers 2 \
+        --database-url postgresql://postgres@127.0.0.1/issues_bench_fanout
+
+It migrates a scratch database (a temporary SQLite file unless --database-url is given; that
+database is emptied), serves the app with hypercorn on a free loopback port, opens N event
+streams over raw sockets (all on 127.0.0.1), commits M moves through the service layer, and
+prints, per move, the delay from its commit to its arrival at the first and at the last
+subscriber (p50/p99 over the moves), and the server's memory per idle subscriber (RSS growth
+of the hypercorn processes divided by N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from http.client import HTTPConnection, HTTPResponse
+from pathlib import Path
+from urllib.parse import urlencode
+
+from quart_auth import QuartAuth
+
+from app import create_app, schema
+from app.config import normalise_database_url
+from app.db import create_engine, utcnow
+from app.models import User
+from app.services import accounts, issues, projects
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process and its children (hypercorn's workers), in KiB."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(child) for child in children.read_text().split()]
+    for one in pids:
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+def http(
+    port: int, method: str, path: str, cookie: str, *, body: str | None = None, token: str = ""
+) -> HTTPResponse:
+    connection = HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Cookie": cookie, "Accept": "application/json" if body else "text/html"}
+    if body is not None:
+        headers |= {"Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": token}
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    if response.status >= 400:
+        raise RuntimeError(f"{method} {path}: {response.status}")
+    return response
+
+
+class Subscriber:
+    def __init__(self) -> None:
+        self.arrivals: dict[int, float] = {}
+        self.ready = asyncio.Event()
+
+    async def run(self, port: int, path: str, cookie: str) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+        await writer.drain()
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                if b"connected" in line:
+                    self.ready.set()
+                if line.startswith(b"id: "):
+                    self.arrivals[int(line[4:])] = time.perf_counter()
+        finally:
+            writer.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+async def main(database_url: str | None, subscribers: int, moves: int, workers: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, subscribers * 2 + 1024)), hard))
+    scratch = tempfile.TemporaryDirectory()
+    url = normalise_database_url(database_url or f"sqlite+aiosqlite:///{scratch.name}/fanout.db")
+    engine = create_engine(url)
+    await schema.downgrade(engine, "base")
+    await schema.upgrade(engine)
+    await engine.dispose()
+
+    app = create_app("testing", DATABASE_URL=url)
+    settings = app.extensions["account_settings"]
+    async with app.extensions["database"].sessionmaker() as session:
+        owner = User(
+            email="bench@example.com",
+            handle="bench",
+            display_name="Bench",
+            email_verified_at=utcnow(),
+        )
+        session.add(owner)
+        await session.commit()
+        session.expunge(owner)
+        project = await projects.create_project(session, owner, key="BENCH", name="Bench")
+        issue = await issues.create_issue(session, owner, project.id, title="The card that moves")
+        columns = await projects.workflow(session, project.id)
+        secret = await accounts.start_session(session, settings, owner, remember=False)
+    async with app.app_context():
+        cookie = f"issues_auth={QuartAuth(app).dump_token(secret, app=app)}"
+
+    port = free_port()
+    environment = {**os.environ, "ISSUES_CONFIG": "testing", "DATABASE_URL": url}
+    server = subprocess.Popen(  # noqa: S603  (our own hypercorn, loopback only)
+        [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            "app:create_app()",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--graceful-timeout",
+            "1",
+            "--backlog",
+            "4096",
+        ],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        memory_before = rss_kib(server.pid)
+        clients = [Subscriber() for _ in range(subscribers)]
+        tasks = []
+        for batch in range(0, subscribers, 100):
+            for client in clients[batch : batch + 100]:
+                tasks.append(asyncio.create_task(client.run(port, "/p/BENCH/events", cookie)))
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), 120)
+        await asyncio.sleep(2)
+        memory_after = rss_kib(server.pid)
+
+        # Moves go through the server, as a browser's would (with SQLite, only the serving
+        # process hears its own commits). t0 is when the move request is sent: an upper bound
+        # of the delay from the commit.
+        board = await asyncio.to_thread(http, port, "GET", "/p/BENCH/board", cookie)
+        session_cookie = board.headers["Set-Cookie"].split(";", 1)[0]
+        token = re.search(r'data-csrf="([^"]+)"', board.read().decode()).group(1)
+        committed: dict[int, float] = {}
+        version = issue.version
+        for n in range(moves):
+            sent_at = time.perf_counter()
+            answer = await asyncio.to_thread(
+                http,
+                port,
+                "POST",
+                "/p/BENCH/board/moves",
+                f"{cookie}; {session_cookie}",
+                body=urlencode(
+                    {
+                        "issue": issue.id,
+                        "status": columns[(n + 1) % len(columns)].id,
+                        "version": version,
+                    }
+                ),
+                token=token,
+            )
+            version = json.loads(answer.read())["version"]
+            committed[2 + 1 + n] = sent_at  # project.created, issue.created, then one per move
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3)
+        first, last, missing = [], [], 0
+        for seq, at in committed.items():
+            arrivals = [c.arrivals[seq] - at for c in clients if seq in c.arrivals]
+            missing += subscribers - len(arrivals)
+            if arrivals:
+                first.append(min(arrivals) * 1000)
+                last.append(max(arrivals) * 1000)
+        for task in tasks:
+            task.cancel()
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        scratch.cleanup()
+
+    backend = url.split(":", 1)[0]
+    print(f"Fan-out: {subscribers} subscribers, {moves} moves, {workers} worker(s), {backend}\n")
+    print("| measure | p50 | p99 |\n|---|---|---|")
+    print(
+        f"| move request -> first subscriber (ms) | {statistics.median(first):.1f} | "
+        f"{percentile(first, 0.99):.1f} |"
+    )
+    print(
+        f"| move request -> last subscriber (ms) | {statistics.median(last):.1f} | "
+        f"{percentile(last, 0.99):.1f} |"
+    )
+    per_subscriber = (memory_after - memory_before) / subscribers
+    print(
+        f"\nEvents not received: {missing}. Server memory per idle subscriber: "
+        f"{per_subscriber:.1f} KiB ({memory_before} -> {memory_after} KiB RSS)."
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url")
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--moves", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=1)
+    arguments = parser.parse_args()
+    asyncio.run(
+        main(arguments.database_url, arguments.subscribers, arguments.moves, arguments.workers)
+    )
