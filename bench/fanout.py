@@ -139,7 +139,7 @@ async def main(database_url: str | None, subscribers: int, moves: int, workers: 
 
     port = free_port()
     environment = {**os.environ, "ISSUES_CONFIG": "testing", "DATABASE_URL": url}
-    server = subprocess.Popen(  # noqa: S603  (our own hypercorn, loopback only)
+    server = subprocess.Popen(  # noqa: S603, ASYNC220  (our hypercorn, on loopback; a benchmark)
         [
             sys.executable,
             "-m",
