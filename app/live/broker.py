@@ -44,6 +44,7 @@ def encode(seq: int, kind: str, data: dict[str, Any]) -> bytes:
     return f"id: {seq}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+FAN_OUT_PAGE = 500
 RESYNC = object()  # queued instead of an event when a subscriber fell too far behind
 
 
@@ -73,6 +74,8 @@ class _ProjectFeed:
     last_seq: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pending: asyncio.Task[None] | None = None
+    # Set by a wake that came while a fan-out ran: it must read again, or that event waits.
+    dirty: bool = False
 
 
 class Broker:
@@ -96,19 +99,24 @@ class Broker:
         return sum(len(feed.subscribers) for feed in self.feeds.values())
 
     async def subscribe(self, project_id: int) -> Subscriber:
-        feed = self.feeds[project_id]
         subscriber = Subscriber(project_id, asyncio.Queue(maxsize=self.queue_size))
-        async with feed.lock:
-            if not feed.subscribers:
-                # The feed starts at the log's end; the stream's replay covers what came before.
-                async with self.sessionmaker() as session:
-                    feed.last_seq = await session.scalar(
-                        select(func.coalesce(func.max(Activity.seq), 0)).where(
-                            Activity.project_id == project_id
+        while True:
+            feed = self.feeds[project_id]
+            async with feed.lock:
+                # The last subscriber may have left (and the feed been dropped) while we
+                # waited: then join a new feed instead of one nobody wakes.
+                if self.feeds.get(project_id) is not feed:
+                    continue
+                if not feed.subscribers:
+                    # The feed starts at the log's end; the stream's replay covers the rest.
+                    async with self.sessionmaker() as session:
+                        feed.last_seq = await session.scalar(
+                            select(func.coalesce(func.max(Activity.seq), 0)).where(
+                                Activity.project_id == project_id
+                            )
                         )
-                    )
-            feed.subscribers.add(subscriber)
-        return subscriber
+                feed.subscribers.add(subscriber)
+                return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         feed = self.feeds.get(subscriber.project_id)
@@ -121,7 +129,10 @@ class Broker:
     def wake(self, project_id: int) -> None:
         """Schedule a fan-out of the project's new rows (cheap, callable from sync hooks)."""
         feed = self.feeds.get(project_id)
-        if feed is None or (feed.pending is not None and not feed.pending.done()):
+        if feed is None:
+            return
+        if feed.pending is not None and not feed.pending.done():
+            feed.dirty = True
             return
         feed.pending = asyncio.get_running_loop().create_task(self.fan_out(project_id))
 
@@ -132,13 +143,19 @@ class Broker:
         async with feed.lock:
             try:
                 async with self.sessionmaker() as session:
-                    rows = await new_rows(session, project_id, feed.last_seq)
-                    for row in rows:
-                        # Rendered once per worker, however many subscribers there are.
-                        encoded = await self.render(session, row)
-                        for subscriber in list(feed.subscribers):
-                            subscriber.offer(row.seq, encoded)
-                        feed.last_seq = row.seq
+                    while True:
+                        feed.dirty = False
+                        rows = await new_rows(session, project_id, feed.last_seq)
+                        for row in rows:
+                            # Rendered once per worker, however many subscribers there are.
+                            encoded = await self.render(session, row)
+                            for subscriber in list(feed.subscribers):
+                                subscriber.offer(row.seq, encoded)
+                            feed.last_seq = row.seq
+                        # More than a page of rows, or a wake while we read: read again.
+                        if not rows or not (feed.dirty or len(rows) == FAN_OUT_PAGE):
+                            break
+                        await session.rollback()  # a fresh snapshot for the next read
             except Exception:  # a database hiccup: the next wake or the client's replay catches up
                 log.exception("live: fan-out for project %s failed", project_id)
 
@@ -154,7 +171,7 @@ class Broker:
 
 
 async def new_rows(
-    session: AsyncSession, project_id: int, after_seq: int, limit: int = 500
+    session: AsyncSession, project_id: int, after_seq: int, limit: int = FAN_OUT_PAGE
 ) -> list[Activity]:
     return list(
         await session.scalars(

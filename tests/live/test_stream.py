@@ -286,3 +286,50 @@ async def test_only_people_who_may_read_may_subscribe(app: Quart, who: str) -> N
         await log_in(client, "out@example.com")
     response = await client.get("/p/LIVE/events")
     assert response.status_code == (302 if who == "anonymous" else 404)
+
+
+async def test_a_commit_during_a_fan_out_is_not_left_behind(
+    app: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.live import broker as broker_module
+
+    t = await team(app)
+    broker = app.extensions["broker"]
+    subscriber = await broker.subscribe(t.project_id)
+    read_rows = broker_module.new_rows
+
+    async def slow_read(*args: Any, **kwargs: Any) -> list:
+        rows = await read_rows(*args, **kwargs)
+        await asyncio.sleep(0.3)  # a slow database: the next commit lands meanwhile
+        return rows
+
+    monkeypatch.setattr(broker_module, "new_rows", slow_read)
+    async with await session_of(app) as session:
+        project = await projects.project_by_key(session, t.owner, "LIVE")
+        await make_issue(session, t.owner, project)
+        await asyncio.sleep(0.1)
+        await make_issue(session, t.owner, project)
+    received = []
+    for _ in range(2):
+        seq, _ = await asyncio.wait_for(subscriber.queue.get(), 5)
+        received.append(seq)
+    assert received == [2, 3]
+    broker.unsubscribe(subscriber)
+
+
+async def test_a_subscriber_never_joins_a_feed_that_was_dropped(app: Quart) -> None:
+    t = await team(app)
+    broker = app.extensions["broker"]
+    first = await broker.subscribe(t.project_id)
+    feed = broker.feeds[t.project_id]
+    async with feed.lock:  # a fan-out is running...
+        joining = asyncio.create_task(broker.subscribe(t.project_id))
+        await asyncio.sleep(0.05)
+        broker.unsubscribe(first)  # ...and the last subscriber leaves meanwhile
+    second = await joining
+    assert second in broker.feeds[t.project_id].subscribers
+    async with await session_of(app) as session:
+        await make_issue(session, t.owner, await projects.project_by_key(session, t.owner, "LIVE"))
+    seq, _ = await asyncio.wait_for(second.queue.get(), 5)
+    assert seq == 2
+    broker.unsubscribe(second)
