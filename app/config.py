@@ -194,6 +194,9 @@ class ProductionConfig(Config):
             )
         if len(secret) < 32:
             raise ConfigurationError("SECRET_KEY is too short: use at least 32 random characters")
+        if app.config["MAIL_BACKEND"] == "log":
+            # The log would hold reset and confirmation links: credentials.
+            raise ConfigurationError("MAIL_BACKEND=log is for development: set MAIL_BACKEND=smtp")
 
 
 config: dict[str, type[Config]] = {

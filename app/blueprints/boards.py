@@ -100,7 +100,11 @@ async def events(key: str) -> Response:
     project_id, auth_session_id = project.id, auth_session.id
     # Without a last id a client starts from now; with one it first gets what it missed.
     raw_last_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or ""
-    last_event_id = int(raw_last_id) if raw_last_id.isdigit() else None
+    last_event_id = (
+        int(raw_last_id)
+        if raw_last_id.isascii() and raw_last_id.isdigit() and len(raw_last_id) <= 9
+        else None
+    )
     # A stream holds no pooled connection while it waits: this request's session ends here.
     await session.close()
     app = current_app._get_current_object()

@@ -117,7 +117,7 @@ async def save_search() -> Response:
     return redirect(url_for("finding.search_page", q=form.get("q", "")))
 
 
-@bp.post("/searches/<int:saved_search_id>/delete")
+@bp.post("/searches/<int(max=2147483647):saved_search_id>/delete")
 @login_required
 async def delete_search(saved_search_id: int) -> Response:
     await search.delete_saved_search(get_session(), _viewer(), saved_search_id)

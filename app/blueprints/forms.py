@@ -8,6 +8,19 @@ from werkzeug.datastructures import MultiDict
 
 from app.errors import Invalid
 
+# Ids and versions are 32-bit integers in the database: larger numbers name nothing.
+LARGEST_ID = 2**31 - 1
+
+
+def _number(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be a number.", field=name) from None
+    if not 0 <= value <= LARGEST_ID:
+        raise Invalid(f"{name} is out of range.", field=name)
+    return value
+
 
 def form_text(form: MultiDict, name: str) -> str:
     return str(form.get(name, ""))
@@ -18,20 +31,11 @@ def form_int(form: MultiDict, name: str) -> int | None:
     raw = str(form.get(name, "")).strip()
     if not raw:
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise Invalid(f"{name} must be a number.", field=name) from None
+    return _number(raw, name)
 
 
 def form_ints(form: MultiDict, name: str) -> list[int]:
-    values = []
-    for raw in form.getlist(name):
-        try:
-            values.append(int(raw))
-        except ValueError:
-            raise Invalid(f"{name} must be numbers.", field=name) from None
-    return values
+    return [_number(str(raw).strip(), name) for raw in form.getlist(name)]
 
 
 def form_date(form: MultiDict, name: str) -> date | None:

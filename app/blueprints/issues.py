@@ -251,7 +251,7 @@ async def add_comment(key: str) -> Page:
     return redirect(url_for("issues.show", key=key, _anchor=f"comment-{comment.id}"))
 
 
-@bp.post("/<issue_key:key>/comments/<int:comment_id>")
+@bp.post("/<issue_key:key>/comments/<int(max=2147483647):comment_id>")
 @login_required
 async def change_comment(key: str, comment_id: int) -> Page:
     session = get_session()

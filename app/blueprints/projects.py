@@ -10,7 +10,7 @@ from werkzeug.datastructures import MultiDict
 from app.blueprints.forms import form_int, form_text
 from app.blueprints.guards import current_account, login_required
 from app.db import get_session
-from app.errors import Invalid
+from app.errors import Conflict, Invalid
 from app.models import Project, Role, User
 from app.services import projects
 from app.services.access import role_in
@@ -50,7 +50,7 @@ async def new() -> Page:
             description=form_text(form, "description"),
             is_public=form.get("visibility") == "public",
         )
-    except Invalid as refusal:
+    except (Invalid, Conflict) as refusal:
         page = await render_template("projects/new.html", form=form, errors=refusal.field_errors)
         return page, refusal.status
     await flash(f"Project {project.key} is ready. Create its first issue.")
@@ -144,7 +144,7 @@ async def add_status(key: str) -> Page:
     return await _settings_action(key, add, "Status added.")
 
 
-@bp.post("/p/<project_key:key>/statuses/<int:status_id>")
+@bp.post("/p/<project_key:key>/statuses/<int(max=2147483647):status_id>")
 @login_required
 async def update_status(key: str, status_id: int) -> Page:
     async def update(project: Project, form: MultiDict) -> None:
@@ -242,7 +242,7 @@ async def add_member(key: str) -> Page:
     return await _members_action(key, add, "Member added.")
 
 
-@bp.post("/p/<project_key:key>/members/<int:user_id>")
+@bp.post("/p/<project_key:key>/members/<int(max=2147483647):user_id>")
 @login_required
 async def update_member(key: str, user_id: int) -> Page:
     async def update(project: Project, form: MultiDict) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from quart import Quart
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.mail.outbox import MailSender, enqueue_mail
+from app.mail.outbox import BATCH_SIZE, MailSender, enqueue_mail
 from app.mail.transport import transport_from_config
 
 __all__ = ["MailSender", "enqueue_mail", "init_app"]
@@ -20,7 +20,9 @@ def init_app(app: Quart) -> None:
         sender_address=app.config["MAIL_SENDER"],
         max_attempts=app.config["MAIL_MAX_ATTEMPTS"],
         poll_seconds=app.config["MAIL_POLL_SECONDS"],
-        lease_seconds=app.config["MAIL_TIMEOUT"] * 3 + 30,
+        # Long enough for a whole batch against a slow server (each message may wait for
+        # several SMTP replies), so that no other worker takes a batch that is still going.
+        lease_seconds=app.config["MAIL_TIMEOUT"] * 4 * BATCH_SIZE,
     )
     app.extensions["mail_sender"] = sender
 

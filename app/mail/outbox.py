@@ -135,10 +135,26 @@ class MailSender:
         """Send every message that is due, batch by batch, and report what happened."""
         report = DeliveryReport()
         while batch := await self._claim_batch():
-            outcomes = await self.transport.send_all(
-                [as_email(message, self.sender_address) for message in batch]
+            # A message that cannot even be built (an address no header can hold) fails alone;
+            # it must not hold back the others in its batch.
+            buildable, unbuildable = [], []
+            for message in batch:
+                try:
+                    buildable.append((message, as_email(message, self.sender_address)))
+                except (ValueError, TypeError) as error:
+                    unbuildable.append((message, Outcome("failed", f"cannot build: {error}")))
+            outcomes = (
+                await self.transport.send_all([email for _, email in buildable])
+                if buildable
+                else []
             )
-            await self._record(batch, outcomes, report)
+            if len(outcomes) == 1 and len(buildable) > 1:
+                outcomes = outcomes * len(buildable)  # the transport could not connect at all
+            pairs = [
+                (message, outcome)
+                for (message, _), outcome in zip(buildable, outcomes, strict=True)
+            ]
+            await self._record(pairs + unbuildable, report)
         return report
 
     async def _claim_batch(self) -> list[OutboxMessage]:
@@ -165,18 +181,15 @@ class MailSender:
             return batch
 
     async def _record(
-        self, batch: list[OutboxMessage], outcomes: list[Outcome], report: DeliveryReport
+        self, outcomes: list[tuple[OutboxMessage, Outcome]], report: DeliveryReport
     ) -> None:
-        # A transport that could not connect answers once for the whole batch.
-        if len(outcomes) == 1 and len(batch) > 1:
-            outcomes = outcomes * len(batch)
         now = utcnow()
         async with self.sessionmaker() as session:
             await begin_writing(session)
-            for claimed, outcome in zip(batch, outcomes, strict=True):
+            for claimed, outcome in outcomes:
                 message = await session.get(OutboxMessage, claimed.id)
-                if message is None:
-                    continue
+                if message is None or message.claimed_until != claimed.claimed_until:
+                    continue  # our lease ran out and another sender holds it now
                 message.claimed_until = None
                 message.last_error = outcome.error[:2000]
                 if outcome.result == "sent":

@@ -84,7 +84,8 @@ def normalise_email(raw: str) -> str:
     """The address as stored: trimmed and lower-case. Raises Invalid(field='email')."""
     candidate = raw.strip()
     try:
-        validate_email(candidate, check_deliverability=False)
+        # Plain ASCII addresses only: not every mail server takes SMTPUTF8.
+        validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as error:
         raise Invalid(str(error), field="email") from error
     if len(candidate) > 320:

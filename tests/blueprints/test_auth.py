@@ -574,3 +574,9 @@ async def test_the_account_page_needs_a_login_and_comes_back_after(app: Quart, c
         {"email": "ann@example.com", "password": PASSWORD, "next": "/account/"},
     )
     assert back.headers["Location"] == "/account/"
+
+
+async def test_an_address_that_not_every_mail_server_takes_is_refused(app: Quart, client) -> None:
+    response = await sign_up(client, "jörg@example.com")
+    assert response.status_code == 400
+    assert await count(app, User) == 0

@@ -140,7 +140,7 @@ async def test_production_cookies_are_secure_httponly_and_lax(
 ) -> None:
     monkeypatch.setenv("SECRET_KEY", "p" * 48)
     monkeypatch.setenv("DATABASE_URL", database_url)
-    app = create_app("production", PASSWORD_HASH_PROFILE="cheapest", MAIL_BACKEND="log")
+    app = create_app("production", PASSWORD_HASH_PROFILE="cheapest")
     async with app.test_app() as test_app:
         client = test_app.test_client()
         response = await client.get("/auth/login")
@@ -157,3 +157,25 @@ async def test_a_request_body_that_is_too_large_is_refused(app: Quart, client) -
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 413
+
+
+async def test_numbers_too_large_for_an_id_are_a_clear_400_not_a_500(app: Quart, client) -> None:
+    await sign_up(client, "ann@example.com")
+    huge = str(2**70)
+    token = await csrf_token(client)
+    response = await client.post("/p/NOPE/board/moves", form={"csrf_token": token, "issue": huge})
+    assert response.status_code in (400, 404)
+    response = await client.post(f"/searches/{huge}/delete", form={"csrf_token": token})
+    assert response.status_code == 404
+    response = await client.get("/p/NOPE/events?last_event_id=%C2%B2")
+    assert response.status_code == 404
+
+
+def test_production_refuses_to_log_mail(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.config import ConfigurationError
+
+    monkeypatch.setenv("SECRET_KEY", "p" * 48)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db/issues")
+    monkeypatch.setenv("MAIL_BACKEND", "log")
+    with pytest.raises(ConfigurationError, match="MAIL_BACKEND=log"):
+        create_app("production")

@@ -198,3 +198,11 @@ async def test_development_prints_mail_to_the_log(
             assert (await app.extensions["mail_sender"].deliver_pending()).sent == 1
     assert "mail to ann@example.com" in caplog.text
     assert mailbox.messages == []
+
+
+async def test_a_message_that_cannot_be_built_fails_alone(app: Quart, mailbox: MailCatcher) -> None:
+    await queue(app, 1, to="jörg@example.com")  # no ASCII header can hold this address
+    await queue(app, 2)
+    report = await app.extensions["mail_sender"].deliver_pending()
+    assert (report.sent, report.failed) == (2, 1)
+    assert await statuses(app) == [MailStatus.FAILED, MailStatus.SENT, MailStatus.SENT]
