@@ -20,6 +20,8 @@ bp = Blueprint("projects", __name__)
 Page = str | Response | tuple[str, int]
 # A settings or members change: given the project and the submitted form, may raise Invalid.
 ProjectAction = Callable[[Project, MultiDict], Awaitable[None]]
+# A page that shows a project's settings or members again, with errors and a status.
+ProjectPage = Callable[[Project, dict[str, str] | None, int], Awaitable[tuple[str, int]]]
 
 
 def _viewer() -> User:
@@ -89,17 +91,28 @@ async def settings(key: str) -> Page:
     return await _settings_page(project)
 
 
-async def _settings_action(key: str, action: ProjectAction, success: str) -> Page:
+async def _project_action(
+    key: str, action: ProjectAction, success: str, page: ProjectPage, endpoint: str
+) -> Page:
+    """Run a settings or members change; on a refusal show `page` again with the errors,
+    on success go back to `endpoint` (or to the projects, for someone who left)."""
     project = await _managed(key)
+    project_key = project.key
     form = await request.form
     try:
         await action(project, form)
     except Invalid as refusal:
-        return await _settings_page(
+        return await page(
             await _managed(key), refusal.field_errors or {"form": refusal.message}, refusal.status
         )
     await flash(success)
-    return redirect(url_for("projects.settings", key=project.key))
+    if form.get("leaving"):
+        return redirect(url_for("projects.index"))
+    return redirect(url_for(endpoint, key=project_key))
+
+
+async def _settings_action(key: str, action: ProjectAction, success: str) -> Page:
+    return await _project_action(key, action, success, _settings_page, "projects.settings")
 
 
 @bp.post("/p/<project_key:key>/settings")
@@ -213,18 +226,7 @@ async def members(key: str) -> Page:
 
 
 async def _members_action(key: str, action: ProjectAction, success: str) -> Page:
-    project = await _managed(key)
-    form = await request.form
-    try:
-        await action(project, form)
-    except Invalid as refusal:
-        return await _members_page(
-            await _managed(key), refusal.field_errors or {"form": refusal.message}, refusal.status
-        )
-    await flash(success)
-    if form.get("leaving"):
-        return redirect(url_for("projects.index"))
-    return redirect(url_for("projects.members", key=project.key))
+    return await _project_action(key, action, success, _members_page, "projects.members")
 
 
 @bp.post("/p/<project_key:key>/members")

@@ -383,6 +383,16 @@ async def start_session(
     return secret
 
 
+def _is_live(auth_session: AuthSession, settings: AccountSettings, now: datetime) -> bool:
+    """Not revoked, within its absolute lifetime, and used within its idle lifetime."""
+    idle_limit = settings.remember_idle if auth_session.remember else settings.session_idle
+    return (
+        auth_session.revoked_at is None
+        and auth_session.expires_at > now
+        and auth_session.last_seen_at + idle_limit > now
+    )
+
+
 async def resume_session(
     session: AsyncSession, settings: AccountSettings, secret: str
 ) -> tuple[AuthSession, User] | None:
@@ -399,12 +409,7 @@ async def resume_session(
         return None
     auth_session, user = row
     now = utcnow()
-    idle_limit = settings.remember_idle if auth_session.remember else settings.session_idle
-    if (
-        auth_session.revoked_at is not None
-        or auth_session.expires_at <= now
-        or auth_session.last_seen_at + idle_limit <= now
-    ):
+    if not _is_live(auth_session, settings, now):
         return None
     if now - auth_session.last_seen_at > SESSION_TOUCH_INTERVAL:
         await _touch_session(session, auth_session.id, now)
@@ -460,12 +465,7 @@ async def active_sessions(
         )
         .order_by(AuthSession.last_seen_at.desc())
     )
-    return [
-        row
-        for row in rows
-        if row.last_seen_at + (settings.remember_idle if row.remember else settings.session_idle)
-        > now
-    ]
+    return [row for row in rows if _is_live(row, settings, now)]
 
 
 # --- Password reset and changes ---------------------------------------------------------------
@@ -665,12 +665,4 @@ async def session_still_valid(
     if row is None:
         return None
     auth_session, user = row
-    now = utcnow()
-    idle_limit = settings.remember_idle if auth_session.remember else settings.session_idle
-    if (
-        auth_session.revoked_at is not None
-        or auth_session.expires_at <= now
-        or auth_session.last_seen_at + idle_limit <= now
-    ):
-        return None
-    return user
+    return user if _is_live(auth_session, settings, utcnow()) else None
