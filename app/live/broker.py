@@ -158,6 +158,12 @@ class Broker:
                         await session.rollback()  # a fresh snapshot for the next read
             except Exception:  # a database hiccup: the next wake or the client's replay catches up
                 log.exception("live: fan-out for project %s failed", project_id)
+        # A wake that came after the last read but while this task was ending (closing its
+        # session, releasing the lock) found it still running and only set `dirty`. Nothing
+        # below awaits, so no wake can slip between this check and the task's end.
+        if feed.dirty and self.feeds.get(project_id) is feed:
+            feed.dirty = False
+            feed.pending = asyncio.get_running_loop().create_task(self.fan_out(project_id))
 
     async def render(self, session: AsyncSession, row: Activity) -> bytes:
         return encode(row.seq, row.kind, await event_data(session, self.templates, row))
