@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from quart import (
     Blueprint,
     Response,
@@ -23,13 +26,16 @@ from app.blueprints.guards import (
 )
 from app.db import get_session
 from app.errors import Invalid, NotFound
+from app.live.presence import Viewer
 from app.live.stream import StreamSettings, event_stream
-from app.models import User
+from app.models import Issue, User, WorkflowStatus
 from app.services import accounts, issues, projects
 from app.services.access import may_write, readable_project
 from app.services.issues import StaleEdit
 
 bp = Blueprint("boards", __name__)
+
+VIEW_ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9]{0,9}-[0-9]{1,9}")
 
 
 def _viewer() -> User:
@@ -44,19 +50,51 @@ def _wants_json() -> bool:
     )
 
 
+@dataclass
+class Lane:
+    """A swimlane: one assignee's cards (or nobody's), by column."""
+
+    handle: str
+    name: str
+    columns: list[tuple[WorkflowStatus, list[Issue]]]
+
+    @property
+    def count(self) -> int:
+        return sum(len(cards) for _, cards in self.columns)
+
+
+def lanes_by_assignee(columns: list[tuple[WorkflowStatus, list[Issue]]]) -> list[Lane]:
+    """Split the board into one lane per assignee (by name), then the unassigned cards."""
+    people = {
+        issue.assignee.handle: issue.assignee.display_name
+        for _, cards in columns
+        for issue in cards
+        if issue.assignee is not None
+    }
+    order = sorted(people, key=lambda handle: (people[handle].lower(), handle))
+    lanes = [Lane(handle, people[handle], []) for handle in order] + [Lane("", "Unassigned", [])]
+    by_handle = {lane.handle: lane for lane in lanes}
+    for status, cards in columns:
+        for lane in lanes:
+            lane.columns.append((status, []))
+        for issue in cards:  # already in board order
+            lane = by_handle[issue.assignee.handle if issue.assignee else ""]
+            lane.columns[-1][1].append(issue)
+    return lanes
+
+
 @bp.get("/p/<project_key:key>/board")
 @login_required
 async def board(key: str) -> str:
     session = get_session()
     project = await projects.project_by_key(session, _viewer(), key)
     columns = await issues.board_columns(session, _viewer(), project.id)
-    last_seq = project.last_event_seq
     return await render_template(
         "boards/board.html",
         project=project,
         columns=columns,
+        lanes=lanes_by_assignee(columns) if request.args.get("lanes") == "assignee" else None,
         can_write=await may_write(session, _viewer(), project),
-        last_seq=last_seq,
     )
 
 
@@ -105,6 +143,13 @@ async def events(key: str) -> Response:
         if raw_last_id.isascii() and raw_last_id.isdigit() and len(raw_last_id) <= 9
         else None
     )
+    # Presence: which page the stream belongs to ("board" or an issue key), shown to others.
+    view = request.args.get("view", "")
+    present_as = (
+        Viewer(viewer.id, viewer.display_name, viewer.initials, view)
+        if view == "board" or VIEW_ISSUE_KEY.fullmatch(view)
+        else None
+    )
     # A stream holds no pooled connection while it waits: this request's session ends here.
     await session.close()
     app = current_app._get_current_object()
@@ -132,6 +177,7 @@ async def events(key: str) -> Response:
             retry_ms=app.config["SSE_RETRY_MILLISECONDS"],
             replay_limit=app.config["SSE_REPLAY_LIMIT"],
         ),
+        present_as,
     )
     response = await make_response(
         stream,

@@ -24,6 +24,11 @@ def init_app(app: Quart) -> None:
         queue_size=app.config["SSE_QUEUE_SIZE"],
     )
     app.extensions["broker"] = broker
+
+    @app.after_serving
+    async def close_broker() -> None:
+        await broker.close()
+
     if database.backend == "postgresql":
         listener = PostgresListener(database.url, broker)
         app.extensions["live_listener"] = listener

@@ -15,6 +15,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, selectinload
 
+from app.live.presence import Presence, Viewer
 from app.models import Activity, Comment, Issue
 from app.services.issues import ISSUE_DETAILS
 
@@ -50,8 +51,12 @@ RESYNC = object()  # queued instead of an event when a subscriber fell too far b
 
 @dataclass(eq=False)
 class Subscriber:
+    """One open stream. Its queue holds (seq, event) pairs, presence events (bytes, which
+    carry no sequence), or RESYNC."""
+
     project_id: int
-    queue: asyncio.Queue[tuple[int, bytes] | object]
+    queue: asyncio.Queue[tuple[int, bytes] | bytes | object]
+    viewer: Viewer | None = None
     delivered_seq: int = 0
     overflowed: bool = False
 
@@ -66,6 +71,12 @@ class Subscriber:
             while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(RESYNC)
+
+    def offer_presence(self, encoded: bytes) -> None:
+        # Presence is a courtesy: a full queue skips it (the next change sends it whole).
+        if not self.overflowed:
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(encoded)
 
 
 @dataclass
@@ -93,13 +104,14 @@ class Broker:
         self.templates = templates
         self.queue_size = queue_size
         self.feeds: dict[int, _ProjectFeed] = defaultdict(_ProjectFeed)
+        self.presence = Presence(send=self._send_presence)
 
     @property
     def subscriber_count(self) -> int:
         return sum(len(feed.subscribers) for feed in self.feeds.values())
 
-    async def subscribe(self, project_id: int) -> Subscriber:
-        subscriber = Subscriber(project_id, asyncio.Queue(maxsize=self.queue_size))
+    async def subscribe(self, project_id: int, viewer: Viewer | None = None) -> Subscriber:
+        subscriber = Subscriber(project_id, asyncio.Queue(maxsize=self.queue_size), viewer)
         while True:
             feed = self.feeds[project_id]
             async with feed.lock:
@@ -116,15 +128,25 @@ class Broker:
                             )
                         )
                 feed.subscribers.add(subscriber)
+                if viewer is not None:
+                    self.presence.joined(project_id, viewer)
                 return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         feed = self.feeds.get(subscriber.project_id)
-        if feed is None:
+        if feed is None or subscriber not in feed.subscribers:
             return
         feed.subscribers.discard(subscriber)
+        if subscriber.viewer is not None:
+            self.presence.left(subscriber.project_id, subscriber.viewer)
         if not feed.subscribers:
             self.feeds.pop(subscriber.project_id, None)
+
+    def _send_presence(self, project_id: int, encoded: bytes) -> None:
+        feed = self.feeds.get(project_id)
+        if feed is not None:
+            for subscriber in list(feed.subscribers):
+                subscriber.offer_presence(encoded)
 
     def wake(self, project_id: int) -> None:
         """Schedule a fan-out of the project's new rows (cheap, callable from sync hooks)."""
@@ -169,6 +191,7 @@ class Broker:
         return encode(row.seq, row.kind, await event_data(session, self.templates, row))
 
     async def close(self) -> None:
+        self.presence.close()
         for feed in self.feeds.values():
             if feed.pending is not None:
                 feed.pending.cancel()

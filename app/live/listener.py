@@ -14,6 +14,7 @@ from app.live.broker import Broker
 log = logging.getLogger("issues.live")
 
 CHANNEL = "issues_activity"
+PRESENCE_CHANNEL = "issues_presence"
 HEARTBEAT_SECONDS = 10.0
 RECONNECT_SECONDS = 1.0
 
@@ -34,6 +35,10 @@ class PostgresListener:
         self.broker = broker
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._connection: asyncpg.Connection | None = None
+        # One connection serves one query at a time: the heartbeat and announcements take turns.
+        self._using = asyncio.Lock()
+        broker.presence.announce = self.announce_presence
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="live-listener")
@@ -46,6 +51,21 @@ class PostgresListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def announce_presence(self, payload: str) -> None:
+        """Tell every worker who is looking at a project here (dropped while disconnected:
+        the next periodic announcement repeats it)."""
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            async with self._using:
+                await connection.execute("SELECT pg_notify($1, $2)", PRESENCE_CHANNEL, payload)
+        except Exception as error:
+            log.info("live: presence announcement not sent (%s)", error)
+
+    def _on_presence(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        self.broker.presence.heard(payload)
+
     def _on_notify(self, connection: object, pid: int, channel: str, payload: str) -> None:
         project_id, _, _ = payload.partition(":")
         if project_id.isdigit():
@@ -56,20 +76,33 @@ class PostgresListener:
             connection = None
             try:
                 connection = await asyncpg.connect(self.dsn, timeout=5)
+                # asyncpg says at once when the server ends the connection (a restart): the
+                # heartbeat alone notices up to HEARTBEAT_SECONDS later, and every NOTIFY sent
+                # meanwhile goes nowhere, so live events would wait that long.
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._on_notify)
+                await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
+                self._connection = connection
                 self.connected.set()
                 # Whatever was committed while we were away is in the log: catch up.
                 for project_id in list(self.broker.feeds):
                     self.broker.wake(project_id)
                 while True:
-                    await asyncio.sleep(HEARTBEAT_SECONDS)
-                    await asyncio.wait_for(connection.fetchval("SELECT 1"), HEARTBEAT_SECONDS)
+                    await self.broker.presence.announce_all()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), HEARTBEAT_SECONDS)
+                    if lost.is_set():
+                        raise ConnectionError("the server closed the connection")
+                    async with self._using:
+                        await asyncio.wait_for(connection.fetchval("SELECT 1"), HEARTBEAT_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # a lost connection: try again shortly
                 log.warning("live: listener lost its connection (%s); reconnecting", error)
             finally:
                 self.connected.clear()
+                self._connection = None
                 if connection is not None:
                     with contextlib.suppress(Exception):
                         await connection.close(timeout=2)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from app.live.broker import RESYNC, Broker, new_rows
+from app.live.presence import Viewer
 from app.models import Activity
 
 RESYNC_EVENT = b"event: resync\ndata: {}\n\n"
@@ -31,11 +32,12 @@ async def event_stream(
     last_event_id: int | None,
     still_allowed: Callable[[], Awaitable[bool]],
     settings: StreamSettings,
+    viewer: Viewer | None = None,
 ) -> AsyncIterator[bytes]:
     """Every event of the project after `last_event_id` (None: from now on), in order,
     exactly once, then live ones. Ends (the browser reconnects) after a `resync`, or when
-    `still_allowed` says no."""
-    subscriber = await broker.subscribe(project_id)
+    `still_allowed` says no. A `viewer` is announced to the project's other viewers."""
+    subscriber = await broker.subscribe(project_id, viewer)
     try:
         yield f"retry: {settings.retry_ms}\n: connected\n\n".encode()
         async with broker.sessionmaker() as session:
@@ -72,6 +74,9 @@ async def event_stream(
             if item is RESYNC:
                 yield RESYNC_EVENT
                 return
+            if isinstance(item, bytes):  # presence: no sequence of its own
+                yield item
+                continue
             seq, encoded = item  # type: ignore[misc]
             if seq <= subscriber.delivered_seq:
                 continue  # already sent by the replay

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.models import Role, User
 from app.services import issues, projects
 from tests.e2e.conftest import LiveServer, screenshot_path
-from tests.e2e.test_tracker import log_in, make_account
+from tests.e2e.test_tracker import log_in, make_account, watch_for_problems
 
 pytestmark = pytest.mark.browser
 
@@ -38,7 +38,7 @@ async def test_a_move_in_one_browser_appears_in_the_other_within_a_second(
     for page, email in ((ann, "ann@example.com"), (bob, "bob@example.com")):
         await log_in(page, live_server, email)
         await page.goto(live_server.url + "/p/WEB/board")
-        await expect(page.locator("#board[data-live='open']")).to_be_visible()
+        await expect(page.locator("#live[data-state='open']")).to_be_attached()
 
     columns = bob.locator(".board-column")
     await expect(columns.nth(0).locator(".board-card")).to_have_count(3)
@@ -51,8 +51,8 @@ async def test_a_move_in_one_browser_appears_in_the_other_within_a_second(
         timeout=1000
     )
     elapsed = time.monotonic() - started
-    await expect(columns.nth(1).locator("[data-count]")).to_have_text("1")
-    await expect(columns.nth(0).locator("[data-count]")).to_have_text("2")
+    await expect(columns.nth(1).locator("[data-count-for]")).to_have_text("1")
+    await expect(columns.nth(0).locator("[data-count-for]")).to_have_text("2")
 
     # Bob drags WEB-2 into the third column with the mouse; Ann sees it.
     await bob.locator(".board-card", has_text="Slow search").drag_to(
@@ -72,7 +72,7 @@ async def test_a_page_that_was_offline_catches_up_on_every_change(
     bob = await (await browser.new_context()).new_page()
     await log_in(bob, live_server, "bob@example.com")
     await bob.goto(live_server.url + "/p/WEB/board")
-    await expect(bob.locator("#board[data-live='open']")).to_be_visible()
+    await expect(bob.locator("#live[data-state='open']")).to_be_attached()
     # The network drops: the stream's requests fail until it comes back.
     await bob.route("**/p/WEB/events*", lambda route: route.abort())
     await bob.evaluate("document.dispatchEvent(new Event('issues:drop'))")
@@ -96,3 +96,139 @@ async def test_a_page_that_was_offline_catches_up_on_every_change(
         timeout=15000
     )
     await expect(board.nth(4).locator(".board-card", has_text="Slow search")).to_be_visible()
+
+
+async def open_page(browser: Browser, server: LiveServer, email: str, path: str):
+    page = await (await browser.new_context()).new_page()
+    problems = watch_for_problems(page)
+    await log_in(page, server, email)
+    await page.goto(server.url + path)
+    await expect(page.locator("#live[data-state='open']")).to_be_attached()
+    return page, problems
+
+
+async def test_the_board_shows_who_else_is_looking(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    await shared_board(live_server)
+    ann, problems = await open_page(browser, live_server, "ann@example.com", "/p/WEB/board")
+    presence = ann.locator("#presence")
+    await expect(presence).to_be_hidden()  # nobody else yet, and never herself
+    bob, _ = await open_page(browser, live_server, "bob@example.com", "/p/WEB/board")
+    await expect(presence.locator("[data-viewer]")).to_have_attribute("title", "Bob Builder")
+    await expect(bob.locator("#presence [data-viewer]")).to_have_attribute("title", "Ann Example")
+    # Bob on an issue page is not on the board.
+    await bob.goto(live_server.url + "/WEB-1")
+    await expect(bob.locator("#live[data-state='open']")).to_be_attached()
+    await expect(presence).to_be_hidden()
+    await bob.context.close()
+    assert problems == []
+
+
+async def test_a_card_s_menu_moves_it_with_the_keyboard_alone(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    await shared_board(live_server)
+    ann, problems = await open_page(browser, live_server, "ann@example.com", "/p/WEB/board")
+    bob, _ = await open_page(browser, live_server, "bob@example.com", "/p/WEB/board")
+    menu_button = ann.get_by_role("button", name="Move WEB-2")
+    await menu_button.focus()
+    await ann.keyboard.press("Enter")
+    menu = ann.get_by_role("menu", name="Move WEB-2")
+    await expect(menu).to_be_visible()
+    await expect(menu.get_by_role("menuitem", name="Move up")).to_be_focused()
+    for _ in range(2):  # past "Move down", to the first other column
+        await ann.keyboard.press("ArrowDown")
+    await expect(menu.get_by_role("menuitem").nth(2)).to_be_focused()
+    target = await menu.get_by_role("menuitem").nth(2).text_content()
+    await ann.keyboard.press("Enter")
+    column_name = target.removeprefix("Move to ")
+    bob_column = bob.locator(".board-column", has=bob.locator(f"[data-column-name='{column_name}']"))
+    await expect(bob_column.locator(".board-card", has_text="Slow search")).to_be_visible(
+        timeout=1000
+    )
+    # Escape closes a menu and gives the focus back to its button.
+    await menu_button.focus()
+    await ann.keyboard.press("Enter")
+    await ann.keyboard.press("Escape")
+    await expect(ann.get_by_role("menu")).to_have_count(0)
+    await expect(menu_button).to_be_focused()
+    assert problems == []
+
+
+async def test_a_stale_move_is_refused_and_the_card_goes_back(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    await shared_board(live_server)
+    ann, _ = await open_page(browser, live_server, "ann@example.com", "/p/WEB/board")
+    # Someone edits WEB-1 while Ann's stream is cut, so her board still shows the old version.
+    await ann.route("**/p/WEB/events*", lambda route: route.abort())
+    await ann.evaluate("document.dispatchEvent(new Event('issues:drop'))")
+    async with live_server.app.extensions["database"].sessionmaker() as session:
+        bob = await session.scalar(select(User).where(User.email == "bob@example.com"))
+        session.expunge(bob)
+        issue = await issues.get_issue(session, bob, 1, 1)
+        columns = await projects.workflow(session, 1)
+        await issues.move_issue(
+            session, bob, issue.id, status_id=columns[2].id, before_id=None, expected_version=1
+        )
+    card = ann.locator("#board .board-card", has_text="Checkout fails")
+    await card.focus()
+    await card.press("Shift+ArrowRight")
+    await expect(ann.locator("#live-status")).to_contain_text("changed", ignore_case=True)
+    # The board now shows the card where the server has it.
+    await expect(
+        ann.locator(".board-column").nth(2).locator(".board-card", has_text="Checkout fails")
+    ).to_be_visible()
+    await expect(ann.locator(".board-column").nth(1).locator(".board-card")).to_have_count(0)
+
+
+async def test_swimlanes_by_assignee_follow_live_changes(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    await shared_board(live_server)
+    ann, problems = await open_page(
+        browser, live_server, "ann@example.com", "/p/WEB/board?lanes=assignee"
+    )
+    await expect(ann.locator(".lane")).to_have_count(1)  # everything unassigned
+    async with live_server.app.extensions["database"].sessionmaker() as session:
+        bob = await session.scalar(select(User).where(User.email == "bob@example.com"))
+        session.expunge(bob)
+        issue = await issues.get_issue(session, bob, 1, 3)
+        await issues.update_issue(
+            session, bob, issue.id, issues.IssueChanges(assignee_id=bob.id), expected_version=1
+        )
+    bob_lane = ann.locator(".lane[data-lane='bob']")
+    await expect(bob_lane.locator(".board-card", has_text="Dark theme")).to_be_visible()
+    await expect(bob_lane.locator(".lane-head")).to_contain_text("Bob Builder")
+    await expect(ann.locator(".lane[data-lane=''] .board-card")).to_have_count(2)
+    await expect(ann.locator("[data-count-for]").first).to_have_text("3")
+    # Within a lane, the card menu offers the lane's columns.
+    await bob_lane.get_by_role("button", name="Move WEB-3").click()
+    await ann.get_by_role("menuitem").nth(2).click()
+    await expect(bob_lane.locator(".column-cards").nth(1).locator(".board-card")).to_have_count(1)
+    await ann.screenshot(path=screenshot_path("board-swimlanes"), full_page=True)
+    assert problems == []
+
+
+async def test_a_comment_and_an_edit_appear_on_an_issue_page_someone_has_open(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    await shared_board(live_server)
+    ann, problems = await open_page(browser, live_server, "ann@example.com", "/WEB-1")
+    bob, _ = await open_page(browser, live_server, "bob@example.com", "/WEB-1")
+    await expect(ann.locator("#presence [data-viewer]")).to_have_attribute("title", "Bob Builder")
+    await bob.get_by_label("Add a comment").fill("Reproduced on **staging**")
+    await bob.get_by_role("button", name="Comment").click()
+    comment = ann.locator(".timeline-comment", has_text="Reproduced on staging")
+    await expect(comment).to_be_visible(timeout=2000)
+    await expect(comment.locator(".markdown strong")).to_have_text("staging")
+    await bob.get_by_label("Priority").select_option("high")
+    await expect(ann.locator(".issue-badges")).to_contain_text("High", timeout=2000)
+    await expect(ann.get_by_label("Priority")).to_have_value("high")
+    # Ann's forms now carry the new version: her own edit is not refused as stale.
+    await ann.get_by_label("Type").select_option("bug")
+    await expect(bob.locator(".issue-badges")).to_contain_text("Bug", timeout=2000)
+    await expect(ann.locator(".alert")).to_have_count(0)
+    await ann.screenshot(path=screenshot_path("issue-live"), full_page=True)
+    assert problems == []
