@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -189,6 +190,12 @@ def _parser() -> MarkdownIt:
 _markdown = _parser()
 
 
+# Pages show the same comments again and again, and parsing dominates an issue page's cost:
+# short texts are remembered (parsed names; rendered HTML per set of links that apply to them).
+CACHED_TEXT_LIMIT = 4000
+CACHE_ENTRIES = 2048
+
+
 def render_markdown(
     text: str,
     *,
@@ -198,26 +205,52 @@ def render_markdown(
     """Markdown as safe HTML. `mentions` (handle -> URL) and `references` (issue key -> URL)
     name what may become links; any other @handle or KEY-12 stays plain text, so pass only
     what the reader may see. Raw HTML in `text` is shown as text."""
-    links = _Links(mentions=mentions or {}, references=references or {})
+    if len(text) > CACHED_TEXT_LIMIT:
+        return _render(text, tuple((mentions or {}).items()), tuple((references or {}).items()))
+    # Only the links this text names matter: the rest of the page's must not split the cache.
+    handles, keys = _names_in(text)
+    mentions, references = mentions or {}, references or {}
+    return _remembered_render(
+        text,
+        tuple(sorted((h, mentions[h]) for h in handles if h in mentions)),
+        tuple(sorted((k, references[k]) for k in keys if k in references)),
+    )
+
+
+def _render(
+    text: str, mentions: tuple[tuple[str, str], ...], references: tuple[tuple[str, str], ...]
+) -> Markup:
+    links = _Links(mentions=dict(mentions), references=dict(references))
     rendered = _markdown.render(text, {"links": links})
     # Safe to mark: whatever markdown-it made, nh3 has kept only the allowlist of it.
     return Markup(_sanitiser.clean(rendered))  # noqa: S704
 
 
-def _found(text: str) -> _Links:
+_remembered_render = functools.lru_cache(maxsize=CACHE_ENTRIES)(_render)
+
+
+def _parse_names(text: str) -> tuple[frozenset[str], frozenset[str]]:
     links = _Links()
     _markdown.parse(text, {"links": links})
-    return links
+    return frozenset(links.found_mentions), frozenset(links.found_references)
+
+
+_remembered_names = functools.lru_cache(maxsize=CACHE_ENTRIES)(_parse_names)
+
+
+def _names_in(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The handles and issue keys a text names (parsed once per text, for short texts)."""
+    return (_remembered_names if len(text) <= CACHED_TEXT_LIMIT else _parse_names)(text)
 
 
 def find_mentions(text: str) -> set[str]:
     """The handles (lower-case) @mentioned in a Markdown text, outside code and links."""
-    return _found(text).found_mentions
+    return set(_names_in(text)[0])
 
 
 def find_references(text: str) -> set[str]:
     """The issue keys (WEB-12) a Markdown text names, outside code and links."""
-    return _found(text).found_references
+    return set(_names_in(text)[1])
 
 
 async def link_targets(
@@ -229,9 +262,9 @@ async def link_targets(
     handles: set[str] = set()
     keys: set[str] = set()
     for text in texts:
-        found = _found(text)
-        handles |= found.found_mentions
-        keys |= found.found_references
+        found_handles, found_keys = _names_in(text)
+        handles |= found_handles
+        keys |= found_keys
 
     mentions: dict[str, str] = {}
     if handles:

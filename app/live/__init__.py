@@ -11,6 +11,7 @@ from __future__ import annotations
 from quart import Quart
 
 from app.live.broker import Broker
+from app.live.cards import CardCache
 from app.live.listener import PostgresListener
 
 __all__ = ["Broker", "init_app"]
@@ -18,9 +19,13 @@ __all__ = ["Broker", "init_app"]
 
 def init_app(app: Quart) -> None:
     database = app.extensions["database"]
+    # One memory of rendered cards serves the board pages and the live events.
+    cards = CardCache(app.jinja_env)
+    app.extensions["cards"] = cards
+    app.jinja_env.globals["board_card"] = cards.render
     broker = Broker(
         database.sessionmaker,
-        app.jinja_env,
+        cards,
         queue_size=app.config["SSE_QUEUE_SIZE"],
     )
     app.extensions["broker"] = broker

@@ -10,11 +10,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import Environment
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, selectinload
 
+from app.live.cards import CardCache
 from app.live.presence import Presence, Viewer
 from app.models import Activity, Comment, Issue
 from app.services.issues import ISSUE_DETAILS
@@ -96,12 +96,12 @@ class Broker:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        templates: Environment,
+        cards: CardCache,
         *,
         queue_size: int = 256,
     ) -> None:
         self.sessionmaker = sessionmaker
-        self.templates = templates
+        self.cards = cards
         self.queue_size = queue_size
         self.feeds: dict[int, _ProjectFeed] = defaultdict(_ProjectFeed)
         self.presence = Presence(send=self._send_presence)
@@ -188,7 +188,7 @@ class Broker:
             feed.pending = asyncio.get_running_loop().create_task(self.fan_out(project_id))
 
     async def render(self, session: AsyncSession, row: Activity) -> bytes:
-        return encode(row.seq, row.kind, await event_data(session, self.templates, row))
+        return encode(row.seq, row.kind, await event_data(session, self.cards, row))
 
     async def close(self) -> None:
         self.presence.close()
@@ -213,9 +213,7 @@ async def new_rows(
     )
 
 
-async def event_data(
-    session: AsyncSession, templates: Environment, row: Activity
-) -> dict[str, Any]:
+async def event_data(session: AsyncSession, cards: CardCache, row: Activity) -> dict[str, Any]:
     """What a page needs to apply the event in place: for issue events the card's HTML and
     its place; for comments, the comment's HTML."""
     data: dict[str, Any] = {
@@ -236,7 +234,7 @@ async def event_data(
         version=issue.version,
         status_id=issue.status_id,
         position=issue.position,
-        card=await templates.get_template("boards/_card.html").render_async(issue=issue),
+        card=str(await cards.render(issue)),
     )
     if row.kind == "comment.added":
         comment = await session.get(Comment, row.payload.get("comment_id"))
