@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,15 +49,57 @@ FAN_OUT_PAGE = 500
 RESYNC = object()  # queued instead of an event when a subscriber fell too far behind
 
 
-@dataclass(eq=False)
+class Mailbox:
+    """A bounded first-in, first-out box for one stream: what asyncio.Queue does, without its
+    events and waiter lists, since a worker holds thousands of idle ones (and a wait for it
+    needs no task of its own)."""
+
+    __slots__ = ("items", "maxsize", "waiter")
+
+    def __init__(self, maxsize: int) -> None:
+        self.items: deque[object] = deque()
+        self.maxsize = maxsize
+        self.waiter: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self.items)
+
+    def empty(self) -> bool:
+        return not self.items
+
+    def put_nowait(self, item: object) -> None:
+        if len(self.items) >= self.maxsize:
+            raise asyncio.QueueFull
+        self.items.append(item)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def get_nowait(self) -> object:
+        if not self.items:
+            raise asyncio.QueueEmpty
+        return self.items.popleft()
+
+    async def get(self) -> object:
+        while not self.items:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.items.popleft()
+
+
+@dataclass(eq=False, slots=True)
 class Subscriber:
     """One open stream. Its queue holds (seq, event) pairs, presence events (bytes, which
     carry no sequence), or RESYNC."""
 
     project_id: int
-    queue: asyncio.Queue[tuple[int, bytes] | bytes | object]
+    queue: Mailbox
     viewer: Viewer | None = None
     delivered_seq: int = 0
+    # Where its feed stood when it joined: a stream without a last id starts there.
+    start_seq: int = 0
     overflowed: bool = False
 
     def offer(self, seq: int, encoded: bytes) -> None:
@@ -111,7 +153,7 @@ class Broker:
         return sum(len(feed.subscribers) for feed in self.feeds.values())
 
     async def subscribe(self, project_id: int, viewer: Viewer | None = None) -> Subscriber:
-        subscriber = Subscriber(project_id, asyncio.Queue(maxsize=self.queue_size), viewer)
+        subscriber = Subscriber(project_id, Mailbox(self.queue_size), viewer)
         while True:
             feed = self.feeds[project_id]
             async with feed.lock:
@@ -127,6 +169,7 @@ class Broker:
                                 Activity.project_id == project_id
                             )
                         )
+                subscriber.start_seq = feed.last_seq
                 feed.subscribers.add(subscriber)
                 if viewer is not None:
                     self.presence.joined(project_id, viewer)

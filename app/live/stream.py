@@ -47,10 +47,19 @@ async def event_stream(
                 )
             )
             if last_event_id is None:
-                last_event_id = latest
+                # From where the feed stood when we joined: a commit since then is either
+                # replayed here or queued to us, never neither.
+                last_event_id = subscriber.start_seq
             missed = await new_rows(session, project_id, last_event_id, settings.replay_limit + 1)
-            # Ahead of the log (another database) or too far behind it: start afresh.
-            if last_event_id > latest or len(missed) > settings.replay_limit:
+            # Ahead of the log (another database), too far behind it, or behind its retained
+            # window (pruned rows leave a gap: sequence numbers are otherwise contiguous,
+            # since each project's counter row is locked until its transaction commits).
+            pruned_away = (missed[0].seq if missed else latest + 1) != last_event_id + 1
+            if (
+                last_event_id > latest
+                or len(missed) > settings.replay_limit
+                or (last_event_id < latest and pruned_away)
+            ):
                 yield RESYNC_EVENT
                 return
             for row in missed:
@@ -62,7 +71,8 @@ async def event_stream(
         while True:
             wait = max(0.0, min(settings.heartbeat, next_check - time.monotonic()))
             try:
-                item = await asyncio.wait_for(subscriber.queue.get(), wait)
+                async with asyncio.timeout(wait):
+                    item = await subscriber.queue.get()
             except TimeoutError:
                 if time.monotonic() >= next_check:
                     if not await still_allowed():

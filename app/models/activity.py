@@ -37,4 +37,6 @@ class Activity(Base):
     actor: Mapped[User | None] = relationship(lazy="raise")
 
     def __repr__(self) -> str:
-        return f"<Activity {self.project_id}#{self.seq} {self.kind}>"
+        # From loaded state only: a repr must not query (or raise) for an expired object.
+        state = self.__dict__
+        return f"<Activity {state.get('project_id')}#{state.get('seq')} {state.get('kind')}>"

@@ -49,7 +49,7 @@ class Project(Base):
     )
 
     def __repr__(self) -> str:
-        return f"<Project {self.key}>"
+        return f"<Project {self.__dict__.get('key', '?')}>"  # loaded state only: never queries
 
 
 class Membership(Base):

@@ -33,4 +33,5 @@ class User(Base):
         return "".join(word[0] for word in words[:2]).upper() or self.email[0].upper()
 
     def __repr__(self) -> str:
-        return f"<User {self.id} {self.email}>"
+        state = self.__dict__  # loaded state only: a repr must not query, or raise when expired
+        return f"<User {state.get('id')} {state.get('email')}>"
