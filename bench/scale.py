@@ -26,6 +26,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import create_app
+from app.blueprints.finding import SEARCH_COUNT_LIMIT
 from app.config import normalise_database_url
 from app.markdown import link_targets
 from app.models import Project, User
@@ -63,7 +64,7 @@ def search_page(viewer: User, query: str) -> Operation:
 
     async def run(session: AsyncSession) -> None:
         page = await search.search_issues(session, viewer, query)
-        await search.count_issues(session, viewer, page.query)
+        await search.count_issues(session, viewer, page.query, up_to=SEARCH_COUNT_LIMIT)
         await search.list_saved_searches(session, viewer)
 
     return run

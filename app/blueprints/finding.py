@@ -12,6 +12,9 @@ from app.errors import Forbidden, Invalid, NotFound
 from app.models import Project, User
 from app.services import issues, projects, search
 
+# The search page counts matches up to this many, then says "1,000+".
+SEARCH_COUNT_LIMIT = 1000
+
 bp = Blueprint("finding", __name__)
 
 MY_ISSUES_TABS = {
@@ -72,7 +75,9 @@ async def search_page() -> tuple[str, int]:
                 session, _viewer(), query_text, project=project, after=request.args.get("after")
             )
             found, next_cursor = page.issues, page.next_cursor
-            total = await search.count_issues(session, _viewer(), page.query, project=project)
+            total = await search.count_issues(
+                session, _viewer(), page.query, project=project, up_to=SEARCH_COUNT_LIMIT
+            )
         except Invalid as refusal:
             error = refusal.message
     page_html = await render_template(
@@ -81,6 +86,7 @@ async def search_page() -> tuple[str, int]:
         project=project,
         issues=found,
         total=total,
+        total_limit=SEARCH_COUNT_LIMIT,
         next_cursor=next_cursor,
         query_error=error,
         saved=await search.list_saved_searches(session, _viewer()),

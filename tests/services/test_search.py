@@ -330,6 +330,16 @@ async def test_a_project_narrows_the_search(session: AsyncSession, tracker: Worl
     assert await search.count_issues(session, tracker.alice, "", project=tracker.web) == 3
 
 
+async def test_a_capped_count_stops_just_past_its_cap(
+    session: AsyncSession, tracker: World
+) -> None:
+    assert await search.count_issues(session, tracker.alice, "", project=tracker.web) == 3
+    assert await search.count_issues(session, tracker.alice, "", project=tracker.web, up_to=5) == 3
+    # Past the cap it says "more than 2", without reading every match.
+    assert await search.count_issues(session, tracker.alice, "", project=tracker.web, up_to=2) == 3
+    assert await search.count_issues(session, tracker.alice, "", project=tracker.web, up_to=1) == 2
+
+
 # --- Who sees what ----------------------------------------------------------------------------
 
 

@@ -136,14 +136,17 @@ async def count_issues(
     query: Query | str,
     *,
     project: Project | None = None,
+    up_to: int | None = None,
 ) -> int:
-    """How many issues `viewer` may read match `query` (0 for anonymous viewers)."""
+    """How many issues `viewer` may read match `query`; with `up_to`, counting stops after
+    `up_to + 1` (a page says "1,000+" rather than read every match of a common word)."""
     parsed = query if isinstance(query, Query) else parse_query(query)
-    if viewer is None:
-        return 0
     await _plan_for_these_values(session)
-    statement = select(func.count()).select_from(Issue)
-    return await session.scalar(statement.where(*_conditions(session, viewer, parsed, project)))
+    conditions = _conditions(session, viewer, parsed, project)
+    if up_to is None:
+        return await session.scalar(select(func.count()).select_from(Issue).where(*conditions))
+    matches = select(Issue.id).where(*conditions).limit(up_to + 1).subquery()
+    return await session.scalar(select(func.count()).select_from(matches))
 
 
 async def _plan_for_these_values(session: AsyncSession) -> None:
