@@ -1,0 +1,127 @@
+"""Queueing webhook deliveries in the transaction of the change they announce."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.models import Activity, Issue, Project, User, Webhook, WebhookDelivery, WorkflowStatus
+
+# session.info keys: set when a commit carries deliveries, and the callback that wakes the sender.
+_QUEUED = "issues.webhooks_queued"
+WAKE_SENDER = "issues.wake_webhook_sender"
+
+
+def delivery_body(
+    *,
+    event_id: str,
+    kind: str,
+    project_key: str,
+    seq: int | None,
+    occurred_at: str,
+    actor: User | None,
+    issue: dict[str, Any] | None,
+    data: dict[str, Any],
+) -> str:
+    """The JSON every receiver gets (documented in README.md, "Webhooks")."""
+    return json.dumps(
+        {
+            "event": kind,
+            "event_id": event_id,
+            "occurred_at": occurred_at,
+            "project": {"key": project_key},
+            "seq": seq,
+            "actor": {"handle": actor.handle, "name": actor.display_name} if actor else None,
+            "issue": issue,
+            "data": data,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=str,  # dates in an activity's payload
+    )
+
+
+def queue_delivery(
+    session: AsyncSession, webhook_id: int, *, event_id: str, kind: str, seq: int | None, body: str
+) -> WebhookDelivery:
+    """Add one delivery to the caller's transaction; the sender is woken when it commits."""
+    delivery = WebhookDelivery(
+        webhook_id=webhook_id,
+        guid=str(uuid.uuid4()),
+        event_id=event_id,
+        event=kind,
+        activity_seq=seq,
+        body=body,
+    )
+    session.add(delivery)
+    session.info[_QUEUED] = True
+    return delivery
+
+
+async def _issue_summary(session: AsyncSession, project_key: str, issue: Issue) -> dict[str, Any]:
+    row = (
+        await session.execute(
+            select(Issue.number, Issue.title, WorkflowStatus.name)
+            .join(WorkflowStatus, WorkflowStatus.id == Issue.status_id)
+            .where(Issue.id == issue.id)
+        )
+    ).one()
+    return {"key": f"{project_key}-{row[0]}", "number": row[0], "title": row[1], "status": row[2]}
+
+
+async def enqueue_deliveries(
+    session: AsyncSession,
+    activity: Activity,
+    project: Project,
+    actor: User | None,
+    issue: Issue | None,
+) -> int:
+    """Queue a delivery of `activity` to each of the project's active hooks that wants its kind,
+    in the caller's transaction. A project without hooks costs one indexed query."""
+    hooks = [
+        hook
+        for hook in await session.scalars(
+            select(Webhook).where(Webhook.project_id == project.id, Webhook.active.is_(True))
+        )
+        if hook.wants(activity.kind)
+    ]
+    if not hooks:
+        return 0
+    project_key = await project.awaitable_attrs.key
+    summary = await _issue_summary(session, project_key, issue) if issue is not None else None
+    occurred_at = (activity.created_at or utcnow()).isoformat().replace("+00:00", "Z")
+    for hook in hooks:
+        event_id = str(uuid.uuid4())
+        body = delivery_body(
+            event_id=event_id,
+            kind=activity.kind,
+            project_key=project_key,
+            seq=activity.seq,
+            occurred_at=occurred_at,
+            actor=actor,
+            issue=summary,
+            data=dict(activity.payload or {}),
+        )
+        queue_delivery(
+            session, hook.id, event_id=event_id, kind=activity.kind, seq=activity.seq, body=body
+        )
+    return len(hooks)
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_sender_after_commit(session: Session) -> None:
+    if session.info.pop(_QUEUED, False):
+        wake = session.info.get(WAKE_SENDER)
+        if wake is not None:
+            wake()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_deliveries(session: Session, previous_transaction: Any) -> None:
+    session.info.pop(_QUEUED, None)
