@@ -13,7 +13,10 @@ from app.models import Activity  # noqa: F401  (registers every table)
 from app.schema import include_name
 
 config = context.config
-if config.config_file_name is not None and not config.attributes.get("connection"):
+# Without a URL given, the app is made to read its configuration, and sets up its own logging
+# (JSON in production): alembic.ini's as well would print every line twice.
+_url_given = context.get_x_argument(as_dictionary=True).get("url") or config.attributes.get("url")
+if config.config_file_name is not None and not config.attributes.get("connection") and _url_given:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata

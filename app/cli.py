@@ -1,16 +1,136 @@
-"""Commands for admins: `quart --app app create-admin EMAIL`."""
+"""Commands for admins: `quart --app app create-admin EMAIL`, `seed-demo`, `mail pending`,
+`mail retry`, `prune-activity`, `check`."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import click
 from quart import Quart
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.demo import DEMO_PASSWORD, PEOPLE, seed_demo
 from app.errors import ServiceError
+from app.mail.outbox import retry_mail, undelivered_mail
+from app.maintenance import prune_activity
 from app.models import User
-from app.services import accounts
+from app.services import accounts, webhooks
+
+T = TypeVar("T")
+
+
+def _run_with_session(app: Quart, job: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one job on a session of the app's database, then let the engine go."""
+
+    async def run() -> T:
+        database = app.extensions["database"]
+        try:
+            async with database.sessionmaker() as session:
+                return await job(session)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())
+
+
+@dataclass(frozen=True)
+class DeliveryQueue:
+    """Something the app delivers later and may give up on: what `<name> pending` lists and
+    `<name> retry` sends again. Mail is one; each further kind (webhook deliveries) is one
+    more entry in delivery_queues() and gets the same two commands."""
+
+    name: str
+    noun: str
+    undelivered: Callable[[AsyncSession], Awaitable[Sequence[Any]]]
+    retry: Callable[[AsyncSession, list[int] | None], Awaitable[int]]
+    describe: Callable[[Any], str]
+
+
+def _describe_mail(message: Any) -> str:
+    line = (
+        f"{message.id:>6}  {message.status:<7}  attempts {message.attempts:<2}  "
+        f"next {message.next_attempt_at:%Y-%m-%d %H:%M}  {message.to_address}  {message.subject}"
+    )
+    return line + (f"\n        last error: {message.last_error}" if message.last_error else "")
+
+
+def delivery_queues() -> list[DeliveryQueue]:
+    return [
+        DeliveryQueue(
+            name="mail",
+            noun="message",
+            undelivered=undelivered_mail,
+            retry=retry_mail,
+            describe=_describe_mail,
+        ),
+        DeliveryQueue(
+            name="webhooks",
+            noun="delivery",
+            undelivered=webhooks.pending_deliveries,
+            retry=webhooks.retry_failed,
+            describe=webhooks.describe_delivery,
+        ),
+    ]
+
+
+def _delivery_commands(app: Quart, queue: DeliveryQueue) -> click.Group:
+    @click.group(name=queue.name, help=f"Show and retry {queue.name} that is not delivered.")
+    def group() -> None:
+        pass
+
+    @group.command("pending")
+    def pending() -> None:
+        """List what waits to be delivered (pending) and what was given up on (failed)."""
+        rows = _run_with_session(app, queue.undelivered)
+        for row in rows:
+            click.echo(queue.describe(row))
+        click.echo(f"{len(rows)} {queue.noun}(s) pending or failed.")
+
+    @group.command("retry")
+    @click.option("--all", "retry_all", is_flag=True, help="Every failed one.")
+    @click.argument("ids", nargs=-1, type=int)
+    def retry(retry_all: bool, ids: tuple[int, ...]) -> None:
+        """Make failed ones (IDS, or --all) pending again, due now."""
+        if retry_all == bool(ids):
+            raise click.UsageError("Give the ids to retry, or --all (not both).")
+        chosen = None if retry_all else list(ids)
+        count = _run_with_session(app, lambda session: queue.retry(session, chosen))
+        click.echo(f"{count} {queue.noun}(s) will be sent again.")
+        if chosen is not None and count < len(chosen):
+            click.echo("The others are unknown, already delivered, or being sent right now.")
+
+    return group
+
+
+@click.command("check")
+@click.option("--config", "config_name", default=None, help="Default: $ISSUES_CONFIG.")
+def check_command(config_name: str | None) -> None:
+    """Print what is missing or unsafe in the configuration; exit 1 when anything is unsafe.
+
+    Loaded without the app (a quart.commands entry point), so it runs when the app itself
+    would refuse to start."""
+    from app.checks import check
+    from app.config import DevelopmentConfig, config
+
+    name = config_name or os.environ.get("ISSUES_CONFIG") or "default"
+    if config.get(name) is DevelopmentConfig:
+        from dotenv import load_dotenv
+
+        load_dotenv()  # as create_app does in development
+    name, problems = check(name)
+    for problem in problems:
+        click.echo(str(problem))
+    unsafe = [problem for problem in problems if problem.unsafe]
+    click.echo(
+        f"configuration {name}: {len(unsafe)} unsafe, {len(problems) - len(unsafe)} warning(s)"
+    )
+    if unsafe:
+        raise SystemExit(1)
 
 
 def init_app(app: Quart) -> None:
@@ -66,3 +186,22 @@ def init_app(app: Quart) -> None:
             f"Created {created} issues. Log in as {PEOPLE[0][0]} with the password "
             f'"{DEMO_PASSWORD}".'
         )
+
+    for queue in delivery_queues():
+        app.cli.add_command(_delivery_commands(app, queue))
+
+    @app.cli.command("prune-activity")
+    @click.option(
+        "--older-than",
+        "days",
+        type=click.IntRange(min=1),
+        required=True,
+        help="Delete activity older than this many days.",
+    )
+    def prune_activity_command(days: int) -> None:
+        """Delete the activity log beyond a retention window. Live clients further behind are
+        told to reload; issue timelines show what is left."""
+        pruned = _run_with_session(
+            app, lambda session: prune_activity(session, older_than=timedelta(days=days))
+        )
+        click.echo(f"Deleted {pruned} activity rows older than {days} days.")

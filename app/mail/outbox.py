@@ -231,3 +231,45 @@ class MailSender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             self._wake.clear()
+
+
+# --- What an admin sees and retries (quart --app app mail ...) --------------------------------
+
+
+async def undelivered_mail(session: AsyncSession, *, limit: int = 200) -> list[OutboxMessage]:
+    """Messages still waiting (pending) or given up on (failed), oldest first."""
+    return list(
+        await session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.status.in_([MailStatus.PENDING.value, MailStatus.FAILED.value]))
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+    )
+
+
+async def retry_mail(session: AsyncSession, ids: list[int] | None = None) -> int:
+    """Make failed messages (all of them, or those of `ids`) pending again with fresh attempts,
+    due now; pending ones named in `ids` become due now. Commits; returns how many."""
+    await begin_writing(session)
+    query = select(OutboxMessage).where(
+        OutboxMessage.status.in_([MailStatus.PENDING.value, MailStatus.FAILED.value])
+    )
+    query = (
+        query.where(OutboxMessage.id.in_(ids))
+        if ids is not None
+        else query.where(OutboxMessage.status == MailStatus.FAILED.value)
+    )
+    now = utcnow()
+    # One a sender holds right now is being sent: touching it could send it twice.
+    query = query.where(
+        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now)
+    )
+    messages = list(await session.scalars(query))
+    for message in messages:
+        if message.status == MailStatus.FAILED.value:
+            message.status, message.attempts = MailStatus.PENDING.value, 0
+        message.next_attempt_at, message.claimed_until = now, None
+    # Any worker's sender picks them up at its next poll.
+    await session.commit()
+    return len(messages)

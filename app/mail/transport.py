@@ -11,6 +11,8 @@ from typing import Any, Literal, Protocol
 
 import aiosmtplib
 
+from app.logs import DEVELOPMENT_MAIL
+
 log = logging.getLogger("issues.mail")
 
 
@@ -37,6 +39,9 @@ class LogTransport:
                 message["To"],
                 message["Subject"],
                 body.get_content() if body else "",
+                # Development's mail is printed so that its links can be followed: the log
+                # formatter leaves it whole (production refuses MAIL_BACKEND=log).
+                extra={DEVELOPMENT_MAIL: True},
             )
         return [Outcome("sent") for _ in messages]
 
