@@ -7,7 +7,7 @@ from typing import Any
 
 from quart import Quart
 
-from app import cli, db, live, mail
+from app import api, cli, db, forwarded, health, live, logs, mail, webhooks
 from app.config import config
 
 
@@ -29,9 +29,12 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
     app = Quart(__name__, instance_relative_config=True)
     config_class.load(app, overrides)
     app.config["CONFIG_NAME"] = config_name
+    logs.configure_logging(app)
 
     db.init_app(app)
+    health.init_app(app)  # first of the start-up work: refuses a schema behind the code
     mail.init_app(app)
+    webhooks.init_app(app)
     live.init_app(app)
 
     from app.blueprints import (
@@ -51,6 +54,11 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
     layout.init_app(app)
     for blueprint in (main.bp, auth.bp, account.bp, projects.bp, issues.bp, boards.bp, finding.bp):
         app.register_blueprint(blueprint)
+    from app.blueprints import webhooks as webhook_pages
+
+    app.register_blueprint(webhook_pages.bp)
+    api.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
+    forwarded.init_app(app)
     return app

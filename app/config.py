@@ -54,9 +54,24 @@ class Config:
     AUTH_REMEMBER_MAX_SECONDS = 30 * 24 * 3600
     # Per-client limits on login, sign-up and reset requests (off only in some tests).
     RATE_LIMIT_ENABLED = True
+    # The JSON API: requests per window per token (or logged-in user), and per client address
+    # for anonymous reads; counted in the database, so shared by every worker.
+    API_RATE_LIMIT = 600
+    API_ANONYMOUS_RATE_LIMIT = 120
+    API_RATE_LIMIT_WINDOW_SECONDS = 60
+    # API request bodies larger than this are refused with 413 (pages keep MAX_CONTENT_LENGTH).
+    API_MAX_BODY_BYTES = 1024 * 1024
     # How many reverse proxies stand in front of the app; their X-Forwarded-For is trusted.
     # 0 (the default) trusts no forwarded header: the client is the peer address.
     TRUST_PROXY_COUNT = 0
+    # Only peers at these addresses (comma-separated IPs or networks, or *) may send forwarded
+    # headers at all; from anyone else they are dropped before the app sees them.
+    TRUST_PROXY_ADDRESSES = "127.0.0.1,::1"
+
+    # Logs: "json" (one object per line) or "text"; to stdout, where the platform collects them.
+    LOG_FORMAT = "text"
+    LOG_LEVEL = "INFO"
+    LOG_TO_STDOUT = True
 
     QUART_AUTH_COOKIE_NAME = "issues_auth"
     QUART_AUTH_COOKIE_SECURE = True
@@ -91,6 +106,17 @@ class Config:
     NOTIFY_QUIET_SECONDS = 120
     NOTIFY_LONGEST_WAIT_SECONDS = 900
 
+    # Webhooks (decision 0011). Hooks may not point at loopback, link-local, private or reserved
+    # addresses, nor at BASE_URL's host, unless WEBHOOK_ALLOW_PRIVATE_TARGETS is on.
+    WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    WEBHOOK_TIMEOUT = 10.0
+    WEBHOOK_MAX_ATTEMPTS = 8
+    WEBHOOK_POLL_SECONDS = 5.0
+    # Retries back off from the first delay, doubling, up to the last.
+    WEBHOOK_FIRST_RETRY_SECONDS = 30.0
+    WEBHOOK_LAST_RETRY_SECONDS = 3600.0
+    WEBHOOK_SEND_IN_BACKGROUND = True
+
     # Keys read from the environment, with the type to parse them as. .env.example lists them all.
     environment_keys: ClassVar[dict[str, type]] = {
         "SECRET_KEY": str,
@@ -106,6 +132,12 @@ class Config:
         "AUTH_REMEMBER_IDLE_SECONDS": int,
         "AUTH_REMEMBER_MAX_SECONDS": int,
         "TRUST_PROXY_COUNT": int,
+        "TRUST_PROXY_ADDRESSES": str,
+        "LOG_FORMAT": str,
+        "LOG_LEVEL": str,
+        "API_RATE_LIMIT": int,
+        "API_ANONYMOUS_RATE_LIMIT": int,
+        "API_RATE_LIMIT_WINDOW_SECONDS": int,
         "MAIL_BACKEND": str,
         "MAIL_HOST": str,
         "MAIL_PORT": int,
@@ -123,17 +155,19 @@ class Config:
         "SSE_REPLAY_LIMIT": int,
         "NOTIFY_QUIET_SECONDS": int,
         "NOTIFY_LONGEST_WAIT_SECONDS": int,
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": bool,
+        "WEBHOOK_TIMEOUT": float,
+        "WEBHOOK_MAX_ATTEMPTS": int,
+        "WEBHOOK_POLL_SECONDS": float,
+        "WEBHOOK_FIRST_RETRY_SECONDS": float,
+        "WEBHOOK_LAST_RETRY_SECONDS": float,
     }
 
     @classmethod
     def load(cls, app: Quart, overrides: dict[str, Any] | None = None) -> None:
         """Fill app.config from this class, then the environment, then explicit overrides."""
         app.config.from_object(cls)
-        for key, kind in cls.environment_keys.items():
-            raw = os.environ.get(key)
-            if raw is None or raw == "":
-                continue
-            app.config[key] = _as_bool(raw) if kind is bool else kind(raw)
+        app.config.update(cls.from_environment())
         app.config.update(overrides or {})
         if not app.config["DATABASE_URL"]:
             app.config["DATABASE_URL"] = cls.default_database_url(app)
@@ -146,7 +180,24 @@ class Config:
             raise ConfigurationError("SIGNUP_MODE must be open, closed or domains")
         if app.config["MAIL_BACKEND"] not in ("smtp", "log"):
             raise ConfigurationError("MAIL_BACKEND must be smtp or log")
+        if app.config["LOG_FORMAT"] not in ("json", "text"):
+            raise ConfigurationError("LOG_FORMAT must be json or text")
         cls.init_app(app)
+
+    @classmethod
+    def from_environment(cls) -> dict[str, Any]:
+        """The values the environment sets for environment_keys, parsed (unset or empty: left
+        out). Raises ConfigurationError for a value that does not parse."""
+        values: dict[str, Any] = {}
+        for key, kind in cls.environment_keys.items():
+            raw = os.environ.get(key)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[key] = _as_bool(raw) if kind is bool else kind(raw)
+            except ValueError as error:
+                raise ConfigurationError(f"{key}={raw!r} is not a valid {kind.__name__}") from error
+        return values
 
     @staticmethod
     def default_database_url(app: Quart) -> str:
@@ -169,14 +220,24 @@ class TestingConfig(Config):
     TESTING = True
     QUART_AUTH_COOKIE_SECURE = False
     PASSWORD_HASH_PROFILE = "cheapest"  # noqa: S105
+    # On, but out of the way: the tests of the limits set low ones.
+    API_RATE_LIMIT = 100_000
+    API_ANONYMOUS_RATE_LIMIT = 100_000
     # Tests deliver the outbox when they choose to, so what they see is deterministic.
     MAIL_SEND_IN_BACKGROUND = False
+    # pytest captures the log records itself.
+    LOG_TO_STDOUT = False
     MAIL_TIMEOUT = 3
+    # Like mail: tests send webhook deliveries when they choose to.
+    WEBHOOK_SEND_IN_BACKGROUND = False
+    WEBHOOK_TIMEOUT = 3.0
     # Tests pick their database explicitly; never the developer's file.
     DATABASE_URL = "sqlite+aiosqlite://"
 
 
 class ProductionConfig(Config):
+    LOG_FORMAT = "json"
+
     @classmethod
     def default_database_url(cls, app: Quart) -> str:
         raise ConfigurationError(

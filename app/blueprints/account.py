@@ -1,9 +1,10 @@
-"""The account page: name, password, email address, and the sessions logged in."""
+"""The account page: name, password, email address, the sessions logged in, API tokens."""
 
 from __future__ import annotations
 
 from quart import Blueprint, Response, flash, redirect, render_template, request, url_for
 
+from app.blueprints.forms import form_int
 from app.blueprints.guards import (
     account_settings,
     current_account,
@@ -13,7 +14,7 @@ from app.blueprints.guards import (
 from app.db import get_session
 from app.errors import Invalid
 from app.models import AuthSession, User
-from app.services import accounts
+from app.services import accounts, api_tokens
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -25,9 +26,15 @@ def _me() -> tuple[User, AuthSession]:
 
 
 async def _page(
-    refused_form: str | None = None, errors: dict[str, str] | None = None, status: int = 200
+    refused_form: str | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    *,
+    new_token: api_tokens.NewToken | None = None,
+    form: dict[str, str] | None = None,
 ) -> tuple[str, int]:
-    """The account page; `errors` belong to `refused_form` (name, email or password)."""
+    """The account page; `errors` belong to `refused_form` (name, email, password or token).
+    `new_token` is shown once, right after it was made."""
     user, auth_session = _me()
     sessions = await accounts.active_sessions(get_session(), account_settings(), user.id)
     page = await render_template(
@@ -36,6 +43,9 @@ async def _page(
         sessions=sessions,
         this_session_id=auth_session.id,
         errors={refused_form: errors or {}} if refused_form else {},
+        tokens=await api_tokens.active_tokens(get_session(), user.id),
+        new_token=new_token,
+        form=form or {},
     )
     return page, status
 
@@ -114,4 +124,32 @@ async def end_other_sessions() -> Response:
     user, auth_session = _me()
     ended = await accounts.end_other_sessions(get_session(), user.id, auth_session.id)
     await flash(f"Logged out {ended} other session{'s' if ended != 1 else ''}.")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/tokens")
+@login_required
+async def create_token() -> tuple[str, int]:
+    user, _ = _me()
+    form = await request.form
+    try:
+        made = await api_tokens.create_token(
+            get_session(),
+            user,
+            name=form.get("name", ""),
+            scope=form.get("scope", ""),
+            expires_in_days=form_int(form, "expires"),
+        )
+    except Invalid as refusal:
+        return await _page("token", refusal.field_errors, 400, form=dict(form))
+    # Rendered, not redirected: the secret must not travel through the flash cookie.
+    return await _page(new_token=made, status=201)
+
+
+@bp.post("/tokens/<int(max=2147483647):token_id>/revoke")
+@login_required
+async def revoke_token(token_id: int) -> Response:
+    user, _ = _me()
+    await api_tokens.revoke_token(get_session(), user, token_id)
+    await flash("The token is revoked: it no longer works.")
     return redirect(url_for("account.index"))

@@ -2,6 +2,7 @@
 
 from app.models.account import AccountToken, AuthSession, LoginThrottle, TokenPurpose
 from app.models.activity import Activity
+from app.models.api_token import ApiToken, TokenScope
 from app.models.issue import (
     Comment,
     Issue,
@@ -17,12 +18,15 @@ from app.models.outbox import MailStatus, OutboxMessage
 from app.models.project import Membership, Project, Role
 from app.models.rate_limit import RateLimitBucket
 from app.models.user import User
+from app.models.webhook import DeliveryStatus, Webhook, WebhookDelivery
 
 __all__ = [
     "AccountToken",
     "Activity",
+    "ApiToken",
     "AuthSession",
     "Comment",
+    "DeliveryStatus",
     "Issue",
     "IssueLabel",
     "IssueSearch",
@@ -38,7 +42,10 @@ __all__ = [
     "SavedSearch",
     "StatusCategory",
     "TokenPurpose",
+    "TokenScope",
     "User",
     "Watcher",
+    "Webhook",
+    "WebhookDelivery",
     "WorkflowStatus",
 ]

@@ -2,31 +2,50 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.errors import Forbidden, NotFound
 from app.models import Membership, Project, Role, User
+
+# A page asks for the viewer's role several times (to read, then to offer edits): answers are
+# remembered until the transaction writes anything (a flush) or ends.
+_ROLES = "issues.roles"
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_roles(session: Session, *_: Any) -> None:
+    session.info.pop(_ROLES, None)
 
 
 async def role_in(session: AsyncSession, user: User | None, project_id: int) -> Role | None:
     if user is None:
         return None
-    role = await session.scalar(
-        select(Membership.role).where(
-            Membership.project_id == project_id, Membership.user_id == user.id
+    known: dict[tuple[int, int], Role | None] = session.info.setdefault(_ROLES, {})
+    key = (user.id, project_id)
+    if key not in known:
+        role = await session.scalar(
+            select(Membership.role).where(
+                Membership.project_id == project_id, Membership.user_id == user.id
+            )
         )
-    )
-    return Role(role) if role else None
+        known[key] = Role(role) if role else None
+    return known[key]
 
 
 async def readable_project(session: AsyncSession, user: User | None, project_id: int) -> Project:
-    """The project if `user` may read it. A private project is NotFound to outsiders, never
-    Forbidden, so that its existence does not leak."""
+    """The project if `user` may read it: a public one to anyone (the pages ask for a login
+    first; the API serves anonymous reads), a private one to its members. A private project is
+    NotFound to outsiders, never Forbidden, so that its existence does not leak."""
     project = await session.get(Project, project_id)
     if project is None:
         raise NotFound("No such project.")
-    if project.is_public and user is not None:
+    if project.is_public:
         return project
     if await role_in(session, user, project_id) is None:
         raise NotFound("No such project.")

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Activity, Issue, Project, User
+from app.webhooks.queue import enqueue_deliveries
 
 
 async def take_project_counters(
@@ -59,6 +60,8 @@ async def record_activity(
     session.info.setdefault("issues.activity_projects", set()).add(project.id)
     if session.bind.dialect.name == "postgresql":
         await session.execute(select(func.pg_notify("issues_activity", f"{project.id}:{seq}")))
+    # Webhook deliveries commit (or roll back) with the change, like the row itself.
+    await enqueue_deliveries(session, activity, project, actor, issue)
     return activity
 
 
@@ -69,6 +72,19 @@ async def activity_since(
     rows = await session.scalars(
         select(Activity)
         .where(Activity.project_id == project_id, Activity.seq > after_seq)
+        .order_by(Activity.seq)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def issue_activity_since(
+    session: AsyncSession, issue_id: int, after_seq: int, *, limit: int = 500
+) -> list[Activity]:
+    """The issue's events after `after_seq` (its project's sequence), oldest first."""
+    rows = await session.scalars(
+        select(Activity)
+        .where(Activity.issue_id == issue_id, Activity.seq > after_seq)
         .order_by(Activity.seq)
         .limit(limit)
     )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from app.db import utcnow
 from app.errors import Forbidden, Invalid, NotFound
 from app.markdown import find_mentions
 from app.models import Comment, Issue, Membership, Project, User
 from app.services import notifications, search
-from app.services.access import writable_project
+from app.services.access import readable_project, writable_project
 from app.services.activity import record_activity
 from app.services.text import storable
 from app.services.transaction import use_case
@@ -36,6 +37,46 @@ async def mentioned_readers(session: AsyncSession, project: Project, text: str) 
             Membership, (Membership.user_id == User.id) & (Membership.project_id == project.id)
         )
     return list(await session.scalars(query))
+
+
+async def list_comments(
+    session: AsyncSession, viewer: User | None, issue_id: int, *, after_id: int = 0, limit: int = 50
+) -> tuple[list[Comment], bool]:
+    """One page of the issue's comments, oldest first, deleted ones left out, and whether more
+    follow. NotFound when the viewer may not read the issue."""
+    issue = await session.get(Issue, issue_id)
+    if issue is None:
+        raise NotFound("No such issue.")
+    await readable_project(session, viewer, issue.project_id)
+    rows = list(
+        await session.scalars(
+            select(Comment)
+            .where(
+                Comment.issue_id == issue_id, Comment.deleted_at.is_(None), Comment.id > after_id
+            )
+            .options(selectinload(Comment.author))
+            .order_by(Comment.id)
+            .limit(limit + 1)
+        )
+    )
+    return rows[:limit], len(rows) > limit
+
+
+async def get_comment(
+    session: AsyncSession, viewer: User | None, issue_id: int, comment_id: int
+) -> Comment:
+    """One comment of the issue, with its author; NotFound when missing, deleted or unreadable."""
+    comment = await session.scalar(
+        select(Comment)
+        .where(Comment.id == comment_id, Comment.issue_id == issue_id)
+        .options(selectinload(Comment.author))
+    )
+    if comment is None or comment.deleted_at is not None:
+        raise NotFound("No such comment.")
+    issue = await session.get(Issue, issue_id)
+    assert issue is not None
+    await readable_project(session, viewer, issue.project_id)
+    return comment
 
 
 @use_case

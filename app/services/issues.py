@@ -7,15 +7,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.errors import Conflict, Invalid, NotFound
 from app.models import (
     Activity,
     Comment,
     Issue,
+    IssueLabel,
     Label,
     Membership,
     Project,
@@ -24,6 +25,7 @@ from app.models import (
     WorkflowStatus,
 )
 from app.models.issue import POSITION_STEP, IssueType, Priority
+from app.models.user import initials_of
 from app.services import notifications, search
 from app.services.access import readable_project, writable_project
 from app.services.activity import record_activity, take_project_counters
@@ -47,11 +49,13 @@ ISSUE_TYPES = tuple(kind.value for kind in IssueType)
 PRIORITIES = tuple(priority.value for priority in Priority)
 
 # Everything a page that shows an issue needs, loaded in a few queries instead of one per use.
+# What a page shows of an issue (relationships are lazy="raise"): the one-per-issue rows joined
+# into the issue's own query, the labels in one more.
 ISSUE_DETAILS = (
-    selectinload(Issue.project),
-    selectinload(Issue.status),
-    selectinload(Issue.assignee),
-    selectinload(Issue.reporter),
+    joinedload(Issue.project, innerjoin=True),
+    joinedload(Issue.status, innerjoin=True),
+    joinedload(Issue.assignee),
+    joinedload(Issue.reporter),
     selectinload(Issue.labels),
 )
 
@@ -206,20 +210,34 @@ async def get_issue(
         select(Issue)
         .where(Issue.project_id == project.id, Issue.number == number)
         .options(*ISSUE_DETAILS)
+        # Fresh from the database even when a use case of this request loaded it before.
+        .execution_options(populate_existing=True)
     )
     if issue is None:
         raise NotFound(f"No issue {project.key}-{number}.")
     return issue
 
 
+async def get_issue_by_id(session: AsyncSession, actor: User | None, issue_id: int) -> Issue:
+    """The issue with its details if `actor` may read it, else NotFound."""
+    found = await session.execute(
+        select(Issue.project_id, Issue.number).where(Issue.id == issue_id)
+    )
+    row = found.one_or_none()
+    if row is None:
+        raise NotFound("No such issue.")
+    return await get_issue(session, actor, row.project_id, row.number)
+
+
 async def get_issue_by_key(session: AsyncSession, actor: User | None, key: str) -> Issue:
     """The issue named `key` (such as WEB-12) if `actor` may read it; NotFound otherwise,
     whether it is missing or private."""
     project_key, _, number = key.upper().rpartition("-")
-    project_id = await session.scalar(select(Project.id).where(Project.key == project_key))
-    if project_id is None or not number.isdigit():
+    # The whole row: the access check that follows finds it in the identity map.
+    project = await session.scalar(select(Project).where(Project.key == project_key))
+    if project is None or not number.isdigit():
         raise NotFound(f"No issue {key}.")
-    return await get_issue(session, actor, project_id, int(number))
+    return await get_issue(session, actor, project.id, int(number))
 
 
 @dataclass
@@ -239,7 +257,7 @@ async def timeline(session: AsyncSession, issue: Issue) -> list[TimelineEntry]:
         await session.scalars(
             select(Comment)
             .where(Comment.issue_id == issue.id)
-            .options(selectinload(Comment.author))
+            .options(joinedload(Comment.author))
             .order_by(Comment.created_at, Comment.id)
         )
     )
@@ -258,7 +276,7 @@ async def timeline(session: AsyncSession, issue: Issue) -> list[TimelineEntry]:
                     )
                 ),
             )
-            .options(selectinload(Activity.actor))
+            .options(joinedload(Activity.actor))
             .order_by(Activity.seq)
         )
     )
@@ -324,7 +342,9 @@ async def _issue_for_update(session: AsyncSession, actor: User, issue_id: int) -
         .where(Issue.id == issue_id)
         .options(*ISSUE_DETAILS)
         # FOR NO KEY UPDATE: concurrent editors queue; comments (FK inserts) do not wait.
-        .with_for_update(key_share=True)
+        # OF issue: only the issue's row (PostgreSQL refuses to lock the nullable side of the
+        # outer joins that load the assignee and reporter).
+        .with_for_update(key_share=True, of=Issue)
     )
     if issue is None:
         raise NotFound("No such issue.")
@@ -626,3 +646,104 @@ async def board_columns(
     for card in cards:
         by_status.setdefault(card.status_id, []).append(card)
     return [(status, by_status[status.id]) for status in statuses]
+
+
+# A board shows at most this many cards per column (the rest are one search away): a column
+# of a project with 100,000 open issues must not load them all.
+BOARD_COLUMN_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class BoardCard:
+    """What the board needs of a card to place it and to know whether its HTML is current;
+    read without building ORM objects (a board has hundreds)."""
+
+    id: int
+    number: int
+    version: int
+    status_id: int
+    position: int
+    assignee: tuple[str, str, str] | None  # handle, display name, initials
+    labels: tuple[tuple[int, str, str], ...]  # id, name, colour
+
+
+@dataclass
+class BoardColumn:
+    status: WorkflowStatus
+    cards: list[BoardCard]
+    total: int  # may exceed len(cards): see BOARD_COLUMN_LIMIT
+
+
+async def board(
+    session: AsyncSession,
+    viewer: User | None,
+    project_id: int,
+    *,
+    per_column: int = BOARD_COLUMN_LIMIT,
+) -> list[BoardColumn]:
+    """The project's columns with their first cards in board order, and each one's count."""
+    project = await readable_project(session, viewer, project_id)
+    statuses = list(
+        await session.scalars(
+            select(WorkflowStatus)
+            .where(WorkflowStatus.project_id == project.id)
+            .order_by(WorkflowStatus.position, WorkflowStatus.id)
+        )
+    )
+    if not statuses:
+        return []
+    counted = await session.execute(
+        select(Issue.status_id, func.count())
+        .where(Issue.project_id == project.id)
+        .group_by(Issue.status_id)
+    )
+    totals: dict[int, int] = {status_id: count for status_id, count in counted}
+    # One statement, each column an index range scan of (project_id, status_id, position).
+    per_status = [
+        select(
+            Issue.id,
+            Issue.number,
+            Issue.version,
+            Issue.status_id,
+            Issue.position,
+            User.handle,
+            User.display_name,
+            User.email,
+        )
+        .outerjoin(User, User.id == Issue.assignee_id)
+        .where(Issue.project_id == project.id, Issue.status_id == status.id)
+        .order_by(Issue.position, Issue.id)
+        .limit(per_column)
+        .subquery()
+        .select()
+        for status in statuses
+    ]
+    rows = (await session.execute(union_all(*per_status))).all()
+    labels: dict[int, list[tuple[int, str, str]]] = {}
+    if rows:
+        label_rows = await session.execute(
+            select(IssueLabel.c.issue_id, Label.id, Label.name, Label.color)
+            .join(Label, Label.id == IssueLabel.c.label_id)
+            .where(IssueLabel.c.issue_id.in_([row[0] for row in rows]))
+            .order_by(IssueLabel.c.issue_id, Label.name)
+        )
+        for issue_id, label_id, name, color in label_rows:
+            labels.setdefault(issue_id, []).append((label_id, name, color))
+    by_status: dict[int, list[BoardCard]] = {status.id: [] for status in statuses}
+    for issue_id, number, version, status_id, position, handle, name, email in rows:
+        by_status[status_id].append(
+            BoardCard(
+                id=issue_id,
+                number=number,
+                version=version,
+                status_id=status_id,
+                position=position,
+                assignee=(handle, name, initials_of(name, email)) if handle else None,
+                labels=tuple(labels.get(issue_id, ())),
+            )
+        )
+    for cards in by_status.values():
+        cards.sort(key=lambda card: (card.position, card.id))  # a union keeps no order
+    return [
+        BoardColumn(status, by_status[status.id], totals.get(status.id, 0)) for status in statuses
+    ]

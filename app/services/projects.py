@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,24 +46,46 @@ def _name(name: str, what: str = "A project", limit: int = 100) -> str:
 
 async def project_by_key(session: AsyncSession, viewer: User | None, key: str) -> Project:
     """The project if `viewer` may read it; NotFound for a missing or private one alike."""
-    project_id = await session.scalar(select(Project.id).where(Project.key == key.upper()))
-    if project_id is None:
+    # The whole row: the access check that follows finds it in the identity map.
+    project = await session.scalar(select(Project).where(Project.key == key.upper()))
+    if project is None:
         raise NotFound("No such project.")
-    return await readable_project(session, viewer, project_id)
+    return await readable_project(session, viewer, project.id)
+
+
+def _readable_by(viewer: User | None) -> ColumnElement[bool]:
+    if viewer is None:
+        return Project.is_public.is_(True)
+    member_of = select(Membership.project_id).where(Membership.user_id == viewer.id)
+    return or_(Project.id.in_(member_of), Project.is_public.is_(True))
 
 
 async def visible_projects(session: AsyncSession, viewer: User | None) -> list[Project]:
-    """Projects `viewer` may read: their own, then public ones; none for the anonymous."""
-    if viewer is None:
-        return []
-    member_of = select(Membership.project_id).where(Membership.user_id == viewer.id)
+    """Projects `viewer` may read: their own and public ones (only public ones when anonymous),
+    archived last, by name."""
     return list(
         await session.scalars(
             select(Project)
-            .where(or_(Project.id.in_(member_of), Project.is_public.is_(True)))
+            .where(_readable_by(viewer))
             .order_by(Project.archived_at.is_not(None), Project.name)
         )
     )
+
+
+async def visible_projects_page(
+    session: AsyncSession, viewer: User | None, *, after_id: int = 0, limit: int = 50
+) -> tuple[list[Project], bool]:
+    """One page of the projects `viewer` may read in id order (stable under inserts, for API
+    cursors), and whether more follow."""
+    rows = list(
+        await session.scalars(
+            select(Project)
+            .where(_readable_by(viewer), Project.id > after_id)
+            .order_by(Project.id)
+            .limit(limit + 1)
+        )
+    )
+    return rows[:limit], len(rows) > limit
 
 
 async def member_projects(session: AsyncSession, viewer: User | None) -> list[Project]:

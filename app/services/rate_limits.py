@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete
@@ -22,10 +23,35 @@ def _window_start(now: datetime, window_seconds: int) -> datetime:
     return datetime.fromtimestamp(start, UTC)
 
 
-@use_case
+@dataclass(frozen=True)
+class WindowCount:
+    """Where a key stands in its current window: for RateLimit-* and Retry-After headers."""
+
+    limit: int
+    hits: int
+    reset_seconds: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.hits)
+
+    @property
+    def exceeded(self) -> bool:
+        return self.hits > self.limit
+
+
 async def hit(session: AsyncSession, key: str, *, limit: int, window_seconds: int) -> int | None:
     """Count one request for `key`. Returns None while within `limit` per window, else the
     seconds until the window ends (for Retry-After)."""
+    count = await count_hit(session, key, limit=limit, window_seconds=window_seconds)
+    return count.reset_seconds if count.exceeded else None
+
+
+@use_case
+async def count_hit(
+    session: AsyncSession, key: str, *, limit: int, window_seconds: int
+) -> WindowCount:
+    """Count one request for `key` in the current window and say where the key stands."""
     now = utcnow()
     window_start = _window_start(now, window_seconds)
     dialect_insert = (
@@ -46,7 +72,6 @@ async def hit(session: AsyncSession, key: str, *, limit: int, window_seconds: in
             delete(RateLimitBucket).where(RateLimitBucket.window_start < now - KEEP_BUCKETS_FOR)
         )
     await session.commit()
-    if hits <= limit:
-        return None
     window_end = window_start + timedelta(seconds=window_seconds)
-    return max(1, math.ceil((window_end - now).total_seconds()))
+    reset = max(1, math.ceil((window_end - now).total_seconds()))
+    return WindowCount(limit=limit, hits=hits, reset_seconds=reset)

@@ -363,11 +363,14 @@ async def test_private_issues_never_reach_outsiders(session: AsyncSession, world
     assert await search.count_issues(session, dave, "") == 1
 
 
-async def test_an_anonymous_viewer_sees_nothing(session: AsyncSession, world: World) -> None:
+async def test_an_anonymous_viewer_sees_public_projects_only(
+    session: AsyncSession, world: World
+) -> None:
     await new_issue(session, world.alice, world.pub, "Public roadmap")
     page = await search.search_issues(session, None, "")
-    assert (page.issues, page.next_cursor) == ([], None)
-    assert await search.count_issues(session, None, "roadmap") == 0
+    assert [issue.title for issue in page.issues] == ["Public roadmap"]
+    assert await search.count_issues(session, None, "roadmap") == 1
+    assert await search.count_issues(session, None, "assignee:me") == 0
     with pytest.raises(QueryError):
         await search.search_issues(session, None, "colour:red")
 

@@ -283,7 +283,10 @@ async def test_private_projects_are_invisible_in_lists(session: AsyncSession) ->
     await make_project(session, owner, key="PRIV")
     await make_project(session, owner, key="OPEN", is_public=True)
     assert [p.key for p in await projects.visible_projects(session, outsider)] == ["OPEN"]
-    assert await projects.visible_projects(session, None) == []
+    # Anonymous readers (the API's) see public projects only.
+    assert [p.key for p in await projects.visible_projects(session, None)] == ["OPEN"]
+    with pytest.raises(NotFound):
+        await projects.project_by_key(session, None, "PRIV")
     with pytest.raises(NotFound):
         await projects.project_by_key(session, outsider, "PRIV")
 

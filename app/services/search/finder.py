@@ -100,13 +100,11 @@ async def search_issues(
     limit: int = 50,
 ) -> SearchPage:
     """One page of the issues `viewer` may read that match `query`, in its sort order, and the
-    cursor of the next page (None on the last). Anonymous viewers see nothing. Raises
+    cursor of the next page (None on the last). Anonymous viewers see public projects. Raises
     QueryError for a query that does not parse, Invalid(field="after") for a bad cursor."""
     parsed = query if isinstance(query, Query) else parse_query(query)
     limit = max(1, min(limit, PAGE_MAX))
     mark = _decode_cursor(after, parsed.sort) if after else None
-    if viewer is None:
-        return SearchPage([], None, parsed)
     field, direction = parsed.sort.split("-")
     key, descending = _SORT_KEYS[field], direction == "desc"
     await _plan_for_these_values(session)
@@ -159,11 +157,15 @@ async def _plan_for_these_values(session: AsyncSession) -> None:
 
 
 def _conditions(
-    session: AsyncSession, viewer: User, query: Query, project: Project | None
+    session: AsyncSession, viewer: User | None, query: Query, project: Project | None
 ) -> list[ColumnElement[bool]]:
     """The WHERE clause: what the viewer may read, then each term of the query."""
-    member_of = select(Membership.project_id).where(Membership.user_id == viewer.id)
-    readable = select(Project.id).where(or_(Project.is_public.is_(True), Project.id.in_(member_of)))
+    readable = select(Project.id).where(Project.is_public.is_(True))
+    if viewer is not None:
+        member_of = select(Membership.project_id).where(Membership.user_id == viewer.id)
+        readable = select(Project.id).where(
+            or_(Project.is_public.is_(True), Project.id.in_(member_of))
+        )
     conditions = [Issue.project_id.in_(readable)]
     if project is not None:
         conditions.append(Issue.project_id == project.id)
@@ -174,7 +176,7 @@ def _conditions(
     return conditions
 
 
-def _qualifier_condition(qualifier: Qualifier, viewer: User) -> ColumnElement[bool]:
+def _qualifier_condition(qualifier: Qualifier, viewer: User | None) -> ColumnElement[bool]:
     """The condition a qualifier asks for, written so that NOT of it is right for NULLs too."""
     name, value = qualifier.name, qualifier.value
     if name == "is":
@@ -189,6 +191,8 @@ def _qualifier_condition(qualifier: Qualifier, viewer: User) -> ColumnElement[bo
         if value == "none":
             return column.is_(None)
         if value == "me":
+            if viewer is None:  # nobody is "me" to an anonymous reader
+                return and_(column.is_not(None), false())
             return and_(column.is_not(None), column == viewer.id)
         people = select(User.id).where(or_(User.handle == value, User.email == value))
         return and_(column.is_not(None), column.in_(people))
