@@ -28,10 +28,10 @@ from app.db import get_session
 from app.errors import Invalid, NotFound
 from app.live.presence import Viewer
 from app.live.stream import StreamSettings, event_stream
-from app.models import Issue, User, WorkflowStatus
+from app.models import User, WorkflowStatus
 from app.services import accounts, issues, projects
 from app.services.access import may_write, readable_project
-from app.services.issues import StaleEdit
+from app.services.issues import BoardCard, BoardColumn, StaleEdit
 
 bp = Blueprint("boards", __name__)
 
@@ -56,30 +56,30 @@ class Lane:
 
     handle: str
     name: str
-    columns: list[tuple[WorkflowStatus, list[Issue]]]
+    columns: list[tuple[WorkflowStatus, list[BoardCard]]]
 
     @property
     def count(self) -> int:
         return sum(len(cards) for _, cards in self.columns)
 
 
-def lanes_by_assignee(columns: list[tuple[WorkflowStatus, list[Issue]]]) -> list[Lane]:
+def lanes_by_assignee(columns: list[BoardColumn]) -> list[Lane]:
     """Split the board into one lane per assignee (by name), then the unassigned cards."""
     people = {
-        issue.assignee.handle: issue.assignee.display_name
-        for _, cards in columns
-        for issue in cards
-        if issue.assignee is not None
+        card.assignee[0]: card.assignee[1]
+        for column in columns
+        for card in column.cards
+        if card.assignee is not None
     }
     order = sorted(people, key=lambda handle: (people[handle].lower(), handle))
     lanes = [Lane(handle, people[handle], []) for handle in order] + [Lane("", "Unassigned", [])]
     by_handle = {lane.handle: lane for lane in lanes}
-    for status, cards in columns:
+    for column in columns:
         for lane in lanes:
-            lane.columns.append((status, []))
-        for issue in cards:  # already in board order
-            lane = by_handle[issue.assignee.handle if issue.assignee else ""]
-            lane.columns[-1][1].append(issue)
+            lane.columns.append((column.status, []))
+        for card in column.cards:  # already in board order
+            lane = by_handle[card.assignee[0] if card.assignee else ""]
+            lane.columns[-1][1].append(card)
     return lanes
 
 
@@ -88,11 +88,13 @@ def lanes_by_assignee(columns: list[tuple[WorkflowStatus, list[Issue]]]) -> list
 async def board(key: str) -> str:
     session = get_session()
     project = await projects.project_by_key(session, _viewer(), key)
-    columns = await issues.board_columns(session, _viewer(), project.id)
+    columns = await issues.board(session, _viewer(), project.id)
+    card_html = await current_app.extensions["cards"].for_board(session, project.key, columns)
     return await render_template(
         "boards/board.html",
         project=project,
         columns=columns,
+        card_html=card_html,
         lanes=lanes_by_assignee(columns) if request.args.get("lanes") == "assignee" else None,
         can_write=await may_write(session, _viewer(), project),
     )

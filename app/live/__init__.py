@@ -22,7 +22,6 @@ def init_app(app: Quart) -> None:
     # One memory of rendered cards serves the board pages and the live events.
     cards = CardCache(app.jinja_env)
     app.extensions["cards"] = cards
-    app.jinja_env.globals["board_card"] = cards.render
     broker = Broker(
         database.sessionmaker,
         cards,

@@ -12,8 +12,11 @@ from collections import OrderedDict
 
 from jinja2 import Environment
 from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Issue
+from app.services.issues import ISSUE_DETAILS, BoardCard, BoardColumn
 
 CARD_TEMPLATE = "boards/_card.html"
 
@@ -27,8 +30,17 @@ def card_key(issue: Issue) -> CardKey:
         issue.version,
         issue.key,
         (assignee.handle, assignee.display_name, assignee.initials) if assignee else None,
-        tuple((label.id, label.name, label.color) for label in issue.labels),
+        tuple(sorted(((la.id, la.name, la.color) for la in issue.labels), key=_by_name)),
     )
+
+
+def board_card_key(card: BoardCard, project_key: str) -> CardKey:
+    """The same key, from the board's light rows (labels come sorted by name)."""
+    return (card.id, card.version, f"{project_key}-{card.number}", card.assignee, card.labels)
+
+
+def _by_name(label: tuple[int, str, str]) -> tuple[str, int]:
+    return label[1], label[0]
 
 
 class CardCache:
@@ -53,3 +65,29 @@ class CardCache:
         if len(self.cards) > self.size:
             self.cards.popitem(last=False)
         return card
+
+    async def for_board(
+        self, session: AsyncSession, project_key: str, columns: list[BoardColumn]
+    ) -> dict[int, Markup]:
+        """Each card's HTML by issue id: remembered ones as they are, the others loaded (in one
+        query) and rendered."""
+        html: dict[int, Markup] = {}
+        missing: list[int] = []
+        for column in columns:
+            for card in column.cards:
+                key = board_card_key(card, project_key)
+                known = self.cards.get(key)
+                if known is None:
+                    missing.append(card.id)
+                else:
+                    self.cards.move_to_end(key)
+                    html[card.id] = known
+        if missing:
+            loaded = await session.scalars(
+                select(Issue).where(Issue.id.in_(missing)).options(*ISSUE_DETAILS)
+            )
+            # On PostgreSQL this read may see a newer version than the board's rows did; the
+            # card then carries its own status, and the page puts it right (board.js).
+            for issue in loaded:
+                html[issue.id] = await self.render(issue)
+        return html

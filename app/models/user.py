@@ -29,9 +29,14 @@ class User(Base):
 
     @property
     def initials(self) -> str:
-        words = self.display_name.split()
-        return "".join(word[0] for word in words[:2]).upper() or self.email[0].upper()
+        return initials_of(self.display_name, self.email)
 
     def __repr__(self) -> str:
         state = self.__dict__  # loaded state only: a repr must not query, or raise when expired
         return f"<User {state.get('id')} {state.get('email')}>"
+
+
+def initials_of(display_name: str, email: str) -> str:
+    """What an avatar shows: the first letters of two words of the name, else of the address."""
+    words = display_name.split()
+    return "".join(word[0] for word in words[:2]).upper() or email[0].upper()

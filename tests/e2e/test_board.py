@@ -143,7 +143,9 @@ async def test_a_card_s_menu_moves_it_with_the_keyboard_alone(
     target = await menu.get_by_role("menuitem").nth(2).text_content()
     await ann.keyboard.press("Enter")
     column_name = target.removeprefix("Move to ")
-    bob_column = bob.locator(".board-column", has=bob.locator(f"[data-column-name='{column_name}']"))
+    bob_column = bob.locator(
+        ".board-column", has=bob.locator(f"[data-column-name='{column_name}']")
+    )
     await expect(bob_column.locator(".board-card", has_text="Slow search")).to_be_visible(
         timeout=1000
     )

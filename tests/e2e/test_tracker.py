@@ -108,9 +108,13 @@ async def test_a_stale_edit_in_the_page_is_refused_and_says_what_changed(
 
     await log_in(bob, live_server, "bob@example.com")
     await bob.goto(live_server.url + "/WEB-1")
-    # Ann changes the priority while Bob's page still shows version 1.
+    await expect(bob.locator("#live[data-state='open']")).to_be_attached()
+    # Bob is about to change the priority (the field has his focus) when Ann changes it: his
+    # page shows her change live, but leaves the field he is in, which still says version 1.
+    await bob.get_by_label("Priority").focus()
     await ann.get_by_label("Priority").select_option("urgent")
     await expect(ann.locator(".badge.priority-urgent")).to_be_visible()
+    await expect(bob.locator(".issue-badges .priority-urgent")).to_be_visible()
     await bob.get_by_label("Priority").select_option("low")
     alert = bob.get_by_role("alert")
     await expect(alert).to_contain_text("Not saved")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from quart import Quart
 
 from app.services import accounts, issues, projects
@@ -40,3 +41,24 @@ async def test_a_card_is_rendered_once_until_something_it_shows_changes(app: Qua
     assert "defect" in page and ">bug<" not in page
     assert 'title="Mem Ber"' in page
     assert cards.renders == rendered + 1  # only the card that shows them
+
+
+async def test_a_long_column_shows_its_first_cards_and_counts_them_all(
+    app: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = await team(app)
+    async with await session_of(app) as session:
+        for n in range(5):
+            await issues.create_issue(session, t.owner, t.project_id, title=f"Card {n}")
+        columns = await issues.board(session, t.owner, t.project_id, per_column=3)
+    first = columns[0]
+    assert first.total == 5
+    assert [card.number for card in first.cards] == [1, 2, 3]  # in board order
+    assert all(column.total == 0 and column.cards == [] for column in columns[1:])
+
+    monkeypatch.setattr(issues, "BOARD_COLUMN_LIMIT", 3)
+    monkeypatch.setattr(issues.board, "__kwdefaults__", {"per_column": 3})
+    page = await (await t.owner_client.get("/p/LIVE/board")).get_data(as_text=True)
+    assert page.count('class="card board-card"') == 3
+    assert 'data-count-for="' in page and ">5</span>" in page
+    assert "2 more in the list" in page

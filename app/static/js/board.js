@@ -36,9 +36,13 @@
   }
 
   function recount() {
+    const filtering = filters && [...filters.querySelectorAll("[data-filter]")].some((f) => f.value);
     board.querySelectorAll("[data-count-for]").forEach((count) => {
-      count.textContent = board.querySelectorAll(
-        `.column-cards[data-status-id="${count.dataset.countFor}"] .board-card:not([hidden])`).length;
+      const list = `.column-cards[data-status-id="${count.dataset.countFor}"]`;
+      const shown = board.querySelectorAll(`${list} .board-card:not([hidden])`).length;
+      // A long column shows its first cards only; unfiltered, the count includes the rest.
+      const more = board.querySelector(`${list} ~ [data-hidden-cards]`);
+      count.textContent = shown + (more && !filtering ? Number(more.dataset.hiddenCards) : 0);
     });
     board.querySelectorAll(".lane").forEach((lane) => {
       lane.querySelector("[data-lane-count]").textContent =
@@ -58,8 +62,10 @@
     template.innerHTML = html.trim();
     const card = template.content.firstElementChild;
     const existing = document.getElementById(card.id);
-    // Our own move is already on screen: an event for a version we show changes nothing.
-    if (existing && Number(existing.dataset.version) >= Number(card.dataset.version)) return;
+    // Our own move is already on screen: an event for a version we show changes nothing
+    // (unless that card sits in another column than its own, as a board read mid-change can).
+    if (existing && Number(existing.dataset.version) >= Number(card.dataset.version)
+        && existing.closest(".column-cards").dataset.statusId === existing.dataset.statusId) return;
     const target = column(card);
     if (!target) return;
     const hadFocus = existing && existing.contains(document.activeElement);
