@@ -203,11 +203,8 @@ async def test_check_says_how_to_fix_a_schema_behind_the_code(tmp_path) -> None:
     assert "run `alembic upgrade head`" in output
 
 
-async def test_check_passes_a_sound_production_configuration(
-    backend: str, database_url: str
-) -> None:
-    if backend != "postgresql":
-        pytest.skip("production runs on PostgreSQL; SQLite is reported as unsafe")
+@pytest.mark.postgresql_only  # production runs on PostgreSQL; SQLite is reported as unsafe
+async def test_check_passes_a_sound_production_configuration(database_url: str) -> None:
     code, output = await run_quart(
         database_url,
         "check",
