@@ -90,19 +90,16 @@ async def update_project(key: str, data: ProjectUpdate) -> ProjectOut:
     session, user = get_session(), acting_user()
     project = await project_for(key)
     project_id = project.id  # a refused use case's rollback expires `project`
-    if data.archived is False:  # brought back first, so that the settings apply to it
-        await projects.set_archived(session, user, project_id, False)
-    if {"name", "description", "is_public"} & data.model_fields_set:
-        await projects.update_settings(
-            session,
-            user,
-            project_id,
-            name=data.name if data.name is not None else project.name,
-            description=data.description if data.description is not None else project.description,
-            is_public=data.is_public if data.is_public is not None else project.is_public,
-        )
-    if data.archived:
-        await projects.set_archived(session, user, project_id, True)
+    # One use case: a refused field changes nothing, an unchanged one records nothing.
+    await projects.update_project(
+        session,
+        user,
+        project_id,
+        name=data.name,
+        description=data.description,
+        is_public=data.is_public,
+        archived=data.archived,
+    )
     return project_out(await session.get(Project, project_id, populate_existing=True))
 
 

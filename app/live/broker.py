@@ -10,13 +10,13 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, selectinload
 
 from app.live.cards import CardCache
 from app.live.presence import Presence, Viewer
-from app.models import Activity, Comment, Issue
+from app.models import Activity, Comment, Issue, Project
 from app.services.issues import ISSUE_DETAILS
 
 log = logging.getLogger("issues.live")
@@ -162,12 +162,14 @@ class Broker:
                 if self.feeds.get(project_id) is not feed:
                     continue
                 if not feed.subscribers:
-                    # The feed starts at the log's end; the stream's replay covers the rest.
+                    # The feed starts at the log's end (the project's counter, which pruning
+                    # never lowers); the stream's replay covers the rest.
                     async with self.sessionmaker() as session:
-                        feed.last_seq = await session.scalar(
-                            select(func.coalesce(func.max(Activity.seq), 0)).where(
-                                Activity.project_id == project_id
+                        feed.last_seq = (
+                            await session.scalar(
+                                select(Project.last_event_seq).where(Project.id == project_id)
                             )
+                            or 0
                         )
                 subscriber.start_seq = feed.last_seq
                 feed.subscribers.add(subscriber)

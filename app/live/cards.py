@@ -3,7 +3,8 @@
 A board of 500 cards spends most of its time in the card template, and the cards rarely
 change between two views; a live event's card is the same HTML again. So a card's HTML is
 remembered under everything it shows: the issue's version (bumped by every change of its own
-fields), its key, and its assignee's and labels' names and colours (which change elsewhere).
+fields), its position, its key, and its assignee's and labels' names and colours (which change
+elsewhere).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def card_key(issue: Issue) -> CardKey:
     return (
         issue.id,
         issue.version,
+        issue.position,  # renumbering a column moves neighbours without a new version
         issue.key,
         (assignee.handle, assignee.display_name, assignee.initials) if assignee else None,
         tuple(sorted(((la.id, la.name, la.color) for la in issue.labels), key=_by_name)),
@@ -36,7 +38,14 @@ def card_key(issue: Issue) -> CardKey:
 
 def board_card_key(card: BoardCard, project_key: str) -> CardKey:
     """The same key, from the board's light rows (labels come sorted by name)."""
-    return (card.id, card.version, f"{project_key}-{card.number}", card.assignee, card.labels)
+    return (
+        card.id,
+        card.version,
+        card.position,
+        f"{project_key}-{card.number}",
+        card.assignee,
+        card.labels,
+    )
 
 
 def _by_name(label: tuple[int, str, str]) -> tuple[str, int]:

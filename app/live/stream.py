@@ -8,11 +8,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.live.broker import RESYNC, Broker, new_rows
 from app.live.presence import Viewer
-from app.models import Activity
+from app.models import Project
 
 RESYNC_EVENT = b"event: resync\ndata: {}\n\n"
 HEARTBEAT = b": ping\n\n"
@@ -41,25 +41,24 @@ async def event_stream(
     try:
         yield f"retry: {settings.retry_ms}\n: connected\n\n".encode()
         async with broker.sessionmaker() as session:
-            latest = await session.scalar(
-                select(func.coalesce(func.max(Activity.seq), 0)).where(
-                    Activity.project_id == project_id
-                )
+            # The project's counter, not the newest row: pruning may have deleted the rows of
+            # a project that has been quiet for a while, but never lowers its counter.
+            latest = (
+                await session.scalar(select(Project.last_event_seq).where(Project.id == project_id))
+                or 0
             )
             if last_event_id is None:
                 # From where the feed stood when we joined: a commit since then is either
                 # replayed here or queued to us, never neither.
                 last_event_id = subscriber.start_seq
             missed = await new_rows(session, project_id, last_event_id, settings.replay_limit + 1)
-            # Ahead of the log (another database), too far behind it, or behind its retained
-            # window (pruned rows leave a gap: sequence numbers are otherwise contiguous,
-            # since each project's counter row is locked until its transaction commits).
-            pruned_away = (missed[0].seq if missed else latest + 1) != last_event_id + 1
-            if (
-                last_event_id > latest
-                or len(missed) > settings.replay_limit
-                or (last_event_id < latest and pruned_away)
-            ):
+            # Start afresh when the client is ahead of the log (another database), too far
+            # behind it, or behind rows that were pruned: each project's numbers are otherwise
+            # contiguous (its counter row is locked until the writing transaction commits).
+            complete = all(row.seq == last_event_id + n for n, row in enumerate(missed, 1)) and (
+                last_event_id + len(missed) >= latest
+            )
+            if last_event_id > latest or len(missed) > settings.replay_limit or not complete:
                 yield RESYNC_EVENT
                 return
             for row in missed:

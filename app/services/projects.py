@@ -213,10 +213,52 @@ async def update_settings(
 async def set_archived(session: AsyncSession, actor: User, project_id: int, archived: bool) -> None:
     """Archive (read-only, out of the sidebar) or bring back a project."""
     project = await _managed_project(session, actor, project_id)
+    if (project.archived_at is not None) == archived:
+        return  # as asked already: no event for a change that did not happen
     project.archived_at = utcnow() if archived else None
     kind = "project.archived" if archived else "project.unarchived"
     await record_activity(session, project, actor, kind)
     await session.commit()
+
+
+@use_case
+async def update_project(
+    session: AsyncSession,
+    actor: User,
+    project_id: int,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    is_public: bool | None = None,
+    archived: bool | None = None,
+) -> Project:
+    """Change any of a project's settings and its archiving at once: every value is checked
+    before anything changes, one commit, and an event only for what did change."""
+    project = await _managed_project(session, actor, project_id)
+    new_name = _name(name) if name is not None else project.name
+    new_description = (
+        storable(description).strip()[:5000] if description is not None else project.description
+    )
+    new_public = is_public if is_public is not None else project.is_public
+    if (new_name, new_description, new_public) != (
+        project.name,
+        project.description,
+        project.is_public,
+    ):
+        project.name, project.description, project.is_public = (
+            new_name,
+            new_description,
+            new_public,
+        )
+        await record_activity(
+            session, project, actor, "project.updated", payload={"name": project.name}
+        )
+    if archived is not None and (project.archived_at is not None) != archived:
+        project.archived_at = utcnow() if archived else None
+        kind = "project.archived" if archived else "project.unarchived"
+        await record_activity(session, project, actor, kind)
+    await session.commit()
+    return project
 
 
 # --- Workflow ---------------------------------------------------------------------------------

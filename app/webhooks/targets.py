@@ -42,10 +42,25 @@ class TargetPolicy:
         )
 
 
+# IPv6 addresses that carry an IPv4 address in their last 32 bits, which a gateway turns into
+# that IPv4 address: NAT64's prefixes, and the old IPv4-compatible form (::10.0.0.1).
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
 def _address(text: str) -> IPAddress:
     address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address.ipv4_mapped is not None:
         return address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if address.sixtofour is not None:
+        return address.sixtofour  # 2002:7f00:1:: is 127.0.0.1 behind a 6to4 relay
+    embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if any(address in network for network in _NAT64):
+        return embedded  # 64:ff9b::a00:1 is 10.0.0.1
+    if address in _IPV4_COMPATIBLE and int(address) > 1:  # :: and ::1 are IPv6's own
+        return embedded
     return address
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Activity, Comment, Issue, Label
@@ -77,6 +77,30 @@ async def test_projects_are_listed_created_read_and_updated(
     )
     status, read, _ = await call(client, world, "GET", "/api/v1/projects/api")
     assert status == 200 and read == changed
+
+
+async def test_a_refused_project_update_changes_nothing_and_an_echo_records_nothing(
+    client: Client, world: ApiWorld, session: AsyncSession
+) -> None:
+    path = "/api/v1/projects/WEB"
+    status, _, _ = await call(client, world, "PATCH", path, {"archived": True})
+    assert status == 200
+    # Brought back and renamed to nothing: refused whole, so it stays archived.
+    status, refusal, _ = await call(client, world, "PATCH", path, {"archived": False, "name": ""})
+    assert status == 400 and refusal["error"]["field"] == "name"
+    status, read, _ = await call(client, world, "GET", path)
+    assert read["archived"] is True
+    await fresh(session)
+    events = select(func.count()).select_from(Activity).where(Activity.kind.like("project.%"))
+    before = await session.scalar(events)
+    # A client that sends back what it read (archived and all) changes nothing: no event.
+    status, same, _ = await call(client, world, "PATCH", path, {
+        "name": read["name"], "description": read["description"],
+        "is_public": read["is_public"], "archived": True,
+    })  # fmt: skip
+    assert status == 200 and same == read
+    await fresh(session)
+    assert await session.scalar(events) == before
 
 
 async def test_project_lists_page_with_a_next_link(client: Client, world: ApiWorld) -> None:

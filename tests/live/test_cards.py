@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from quart import Quart
+from sqlalchemy import update
 
+from app.models import Issue
 from app.services import accounts, issues, projects
 from app.services.issues import IssueChanges
 from tests.live.test_stream import session_of, team
@@ -62,3 +64,19 @@ async def test_a_long_column_shows_its_first_cards_and_counts_them_all(
     assert page.count('class="card board-card"') == 3
     assert 'data-count-for="' in page and ">5</span>" in page
     assert "2 more in the list" in page
+
+
+async def test_a_card_moved_by_a_renumbering_shows_its_new_position(app: Quart) -> None:
+    # Making room in a column renumbers its cards without a new version (issues.py).
+    t = await team(app)
+    async with await session_of(app) as session:
+        first = await issues.create_issue(session, t.owner, t.project_id, title="First")
+    assert f'data-position="{first.position}"' in await board_page(t)
+    async with await session_of(app) as session:
+        await session.execute(update(Issue).where(Issue.id == first.id).values(position=7))
+        await session.commit()
+    assert 'data-position="7"' in await board_page(t)
+
+
+async def board_page(t) -> str:
+    return await (await t.owner_client.get("/p/LIVE/board")).get_data(as_text=True)

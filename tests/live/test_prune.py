@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from quart import Quart
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -71,6 +71,36 @@ async def test_a_client_ahead_of_everything_pruned_still_gets_resync(
 ) -> None:
     project, latest = await a_project_with_old_history(session)
     await prune_activity(session, older_than=timedelta(days=0))  # everything goes
+    stream = event_stream(
+        app.extensions["broker"], project.id, latest - 3, allowed, StreamSettings(heartbeat=0.2)
+    )
+    assert await first_events(stream, 1) == [RESYNC_EVENT]
+
+
+async def test_an_up_to_date_client_of_a_quiet_project_stays_connected(
+    app: Quart, session: AsyncSession
+) -> None:
+    # Every row of a project quiet for months is pruned; its pages still carry its counter.
+    project, latest = await a_project_with_old_history(session)
+    await session.execute(update(Activity).values(created_at=utcnow() - timedelta(days=90)))
+    await session.commit()
+    await prune_activity(session, older_than=timedelta(days=30))
+    stream = event_stream(
+        app.extensions["broker"], project.id, latest, allowed, StreamSettings(heartbeat=0.05)
+    )
+    # A heartbeat, not resync (which would make the page reload, again and again).
+    assert await first_events(stream, 1) == [b": ping\n\n"]
+
+
+async def test_a_client_behind_a_hole_in_the_kept_rows_gets_resync(
+    app: Quart, session: AsyncSession
+) -> None:
+    # Rows a pending digest needs are kept, so a pruned log can have holes in the middle.
+    project, latest = await a_project_with_old_history(session)
+    await session.execute(
+        delete(Activity).where(Activity.project_id == project.id, Activity.seq == latest - 1)
+    )
+    await session.commit()
     stream = event_stream(
         app.extensions["broker"], project.id, latest - 3, allowed, StreamSettings(heartbeat=0.2)
     )

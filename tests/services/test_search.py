@@ -371,6 +371,11 @@ async def test_an_anonymous_viewer_sees_public_projects_only(
     assert [issue.title for issue in page.issues] == ["Public roadmap"]
     assert await search.count_issues(session, None, "roadmap") == 1
     assert await search.count_issues(session, None, "assignee:me") == 0
+    # People by handle, never by address: that would say which address has an account.
+    alice = world.alice
+    assert await search.count_issues(session, None, f"reporter:{alice.handle}") == 1
+    assert await search.count_issues(session, None, f"reporter:{alice.email}") == 0
+    assert await search.count_issues(session, world.bob, f"reporter:{alice.email}") == 1
     with pytest.raises(QueryError):
         await search.search_issues(session, None, "colour:red")
 

@@ -26,6 +26,10 @@ REFUSED = [
     "http://[::1]/hook",
     "http://[fe80::1]/hook",
     "http://[::ffff:127.0.0.1]/hook",
+    # IPv4 inside IPv6: NAT64 (10.0.0.1), 6to4 (127.0.0.1), IPv4-compatible (10.0.0.1).
+    "http://[64:ff9b::a00:1]/hook",
+    "http://[2002:7f00:1::1]/hook",
+    "http://[::a00:1]/hook",
     "http://0.0.0.0/hook",
     "http://10.1.2.3/hook",
     "http://192.168.1.20/hook",

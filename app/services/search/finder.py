@@ -194,7 +194,14 @@ def _qualifier_condition(qualifier: Qualifier, viewer: User | None) -> ColumnEle
             if viewer is None:  # nobody is "me" to an anonymous reader
                 return and_(column.is_not(None), false())
             return and_(column.is_not(None), column == viewer.id)
-        people = select(User.id).where(or_(User.handle == value, User.email == value))
+        # By address only for someone logged in: to the anonymous API, an answer would say
+        # which address has an account.
+        named = (
+            User.handle == value
+            if viewer is None
+            else or_(User.handle == value, User.email == value)
+        )
+        people = select(User.id).where(named)
         return and_(column.is_not(None), column.in_(people))
     if name == "label":
         labelled = (

@@ -47,6 +47,23 @@
     presence.hidden = people.size === 0;
   }
 
+  // Too far behind the log: reload the page. A page reloaded for this a moment ago that hears it
+  // again waits a while first, so a server that keeps saying it can never make a reload loop.
+  function resync() {
+    source.close();
+    const key = `issues:resync:${live.dataset.liveUrl}`;
+    const last = Number(sessionStorage.getItem(key) || 0);
+    const wait = Date.now() - last < 10000 ? 30000 : 0;
+    if (wait) {
+      status.textContent = "Out of date: reloading shortly…";
+      status.hidden = false;
+    }
+    setTimeout(() => {
+      sessionStorage.setItem(key, String(Date.now()));
+      window.location.reload();
+    }, wait);
+  }
+
   // --- The stream --------------------------------------------------------------------------------
   function connect() {
     const url = new URL(live.dataset.liveUrl, window.location.href);
@@ -60,7 +77,7 @@
     });
     for (const kind of KINDS) source.addEventListener(kind, onEvent);
     source.addEventListener("presence", showPresence);
-    source.addEventListener("resync", () => window.location.reload());
+    source.addEventListener("resync", resync);
     source.addEventListener("error", () => {
       // Also for a non-200 answer. Reconnect by ourselves, with jittered backoff.
       source.close();
