@@ -3,107 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import shutil
-import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app import create_app
-from app.db import create_engine
-from app.models import Activity
-from app.services import accounts, issues, projects
-from tests.factories import make_project, make_user
-from tests.live.servers import Subscriber, Worker, http, serve, subscribed, tail
+from tests.servers import (
+    Subscriber,
+    Worker,
+    event_log,
+    http,
+    make_team,
+    restart_postgres,
+    serve,
+    subscribed,
+    tail,
+)
 
 # PostgreSQL only: LISTEN/NOTIFY is what carries events between workers (SQLite is one process).
 pytestmark = pytest.mark.postgresql_only
-
-
-# --- A logged-in browser: its cookies and CSRF token ------------------------------------------
-
-
-@dataclass
-class Team:
-    project_id: int
-    project_key: str
-    issue_ids: list[int]
-    done_status_id: int
-    login_cookie: str
-    cookie: str = ""
-    csrf: str = ""
-
-    def headers(self, **extra: str) -> dict[str, str]:
-        return {"Cookie": self.cookie or self.login_cookie, **extra}
-
-    async def open_board(self, worker: Worker) -> None:
-        """Get the signed session cookie and CSRF token a board page gives (any worker's
-        are good on the others: they share the secret key)."""
-        board = await http(worker.port, "GET", f"/p/{self.project_key}/board", self.headers())
-        assert board.status == 200, board.body[:500]
-        session_cookie = board.header("set-cookie")
-        assert session_cookie is not None
-        self.cookie = f"{self.login_cookie}; {session_cookie.split(';', 1)[0]}"
-        token = re.search(rb'data-csrf="([^"]+)"', board.body)
-        assert token is not None
-        self.csrf = token.group(1).decode()
-
-    def form(self, **extra: str) -> dict[str, str]:
-        return self.headers(
-            **{"Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": self.csrf},
-            **extra,
-        )
-
-
-async def make_team(database_url: str, issue_count: int) -> Team:
-    """An owner, a project with issues, and the owner's login cookie (made as the app does)."""
-    app = create_app("testing", DATABASE_URL=database_url)
-    database = app.extensions["database"]
-    try:
-        async with database.sessionmaker() as session:
-            owner = await make_user(session, email="owner@example.com", display_name="Owner")
-            project = await make_project(session, owner, key="LIVE")
-            created = [
-                await issues.create_issue(session, owner, project.id, title=f"Card {n}")
-                for n in range(issue_count)
-            ]
-            done = (await projects.workflow(session, project.id))[-1]
-            secret = await accounts.start_session(
-                session, app.extensions["account_settings"], owner, remember=False
-            )
-        async with app.app_context():
-            [auth] = app.extensions["QUART_AUTH"]  # the app's own: a second one warns
-            token = auth.dump_token(secret, app=app)
-    finally:
-        await database.dispose()
-    return Team(
-        project.id,
-        project.key,
-        [issue.id for issue in created],
-        done.id,
-        f"{app.config['QUART_AUTH_COOKIE_NAME']}={token}",
-    )
-
-
-async def event_log(database_url: str, project_id: int) -> list[tuple[int, str]]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            rows = await connection.execute(
-                select(Activity.seq, Activity.kind)
-                .where(Activity.project_id == project_id)
-                .order_by(Activity.seq)
-            )
-            return [(seq, kind) for seq, kind in rows]
-    finally:
-        await engine.dispose()
 
 
 # --- The tests --------------------------------------------------------------------------------
@@ -137,30 +58,6 @@ async def test_a_move_through_one_worker_reaches_a_subscriber_on_the_other(
     assert (event.seq, event.kind) == (start + 1, "issue.moved")
     assert event.data["issue_id"] == team.issue_ids[0]
     assert event.data["status_id"] == team.done_status_id and event.data["version"] == 2
-
-
-def postgres_cluster_command(action: str) -> list[str]:
-    """pg_ctlcluster for the newest installed PostgreSQL (as CI picks it), as root."""
-    versions = sorted(os.listdir("/etc/postgresql"), key=lambda v: [int(p) for p in v.split(".")])
-    command = ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", action]
-    return command if os.geteuid() == 0 else ["sudo", "-n", *command]
-
-
-def restart_postgres(host: str, port: int) -> float:
-    """Restart the cluster and wait until it accepts connections; the seconds it took."""
-    started = time.monotonic()
-    subprocess.run(postgres_cluster_command("restart"), check=True, capture_output=True)  # noqa: S603
-    for _ in range(300):
-        ready = subprocess.run(  # noqa: S603
-            ["pg_isready", "-q", "-h", host, "-p", str(port)],  # noqa: S607
-            check=False,
-        )
-        if ready.returncode == 0:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("PostgreSQL did not come back within 30 s")
-    return time.monotonic() - started
 
 
 async def test_no_event_is_lost_when_postgres_restarts_during_writes(
