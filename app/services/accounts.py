@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, Invalid, TooManyRequests
 from app.mail import enqueue_mail
-from app.models import AccountToken, AuthSession, LoginThrottle, TokenPurpose, User
+from app.models import AccountToken, ApiToken, AuthSession, LoginThrottle, TokenPurpose, User
 from app.security import (
     LinkSigner,
     PasswordHasher,
@@ -508,14 +508,21 @@ async def check_reset_link(session: AsyncSession, settings: AccountSettings, sig
 async def reset_password(
     session: AsyncSession, settings: AccountSettings, signed: str, new_password: str
 ) -> User:
-    """Set a new password from a reset link; every session of the account is revoked and a
-    notice is mailed. Raises Invalid for a bad link or password (the link stays usable after a
-    refused password)."""
+    """Set a new password from a reset link; every session and API token of the account is
+    revoked and a notice is mailed. Raises Invalid for a bad link or password (the link stays
+    usable after a refused password)."""
     _, user = await _redeem_token(session, settings, TokenPurpose.RESET_PASSWORD, signed)
     if problem := password_problem(new_password, user.email):
         raise Invalid(problem, field="password")
     await _set_password(session, settings, user, new_password)
     await _revoke_sessions(session, user.id)
+    # A reset is what someone does after losing control of the account: whatever was signed
+    # in with it is cut off, API tokens included (a plain password change keeps them).
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
     # Whoever reads the mailbox owns the address: a reset validates it too.
     user.email_verified_at = user.email_verified_at or utcnow()
     await session.execute(delete(LoginThrottle).where(LoginThrottle.email == user.email))

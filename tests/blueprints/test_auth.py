@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from app.db import utcnow
 from app.models import AccountToken, AuthSession, LoginThrottle, OutboxMessage, User
-from app.services import accounts
+from app.services import accounts, api_tokens
 from tests.mailcatcher import MailCatcher
 from tests.web import PASSWORD, log_in, sign_up, submit, text_of
 
@@ -427,6 +427,14 @@ async def test_reset_journey_revokes_every_session_and_logs_in_afresh(
     await log_in(elsewhere, "ann@example.com")
     assert await is_logged_in(elsewhere)
 
+    async with app.extensions["database"].sessionmaker() as session:
+        ann = await session.scalar(select(User).where(User.email == "ann@example.com"))
+        ann.email_verified_at = utcnow()  # only a confirmed account makes tokens
+        await session.commit()
+        made = await api_tokens.create_token(session, ann, name="ci", scope="write")
+    token_header = {"Authorization": f"Bearer {made.secret}"}
+    assert (await elsewhere.get("/api/v1/me", headers=token_header)).status_code == 200
+
     forgot = await submit(client, "/auth/forgot", {"email": "ann@example.com"})
     assert "we sent it a link" in await text_of(forgot)
     await deliver(app)
@@ -442,6 +450,8 @@ async def test_reset_journey_revokes_every_session_and_logs_in_afresh(
     assert await is_logged_in(client)
     assert not await is_logged_in(elsewhere)
     assert (await client.get(link)).status_code == 400  # used
+    # API tokens made before the reset are cut off too (someone else may have made them).
+    assert (await client.get("/api/v1/me", headers=token_header)).status_code == 401
 
     await deliver(app)
     assert any("was changed" in m.subject for m in mailbox.to("ann@example.com"))
