@@ -71,11 +71,12 @@ def search_page(viewer: User, query: str) -> Operation:
 
 
 def board(viewer: User, key: str) -> Operation:
-    """boards.board."""
+    """boards.board: the cards' light rows (their HTML comes from the card cache once rendered;
+    a cache miss adds one query for the missing cards)."""
 
     async def run(session: AsyncSession) -> None:
         project = await projects.project_by_key(session, viewer, key)
-        await issues.board_columns(session, viewer, project.id)
+        await issues.board(session, viewer, project.id)
         await may_write(session, viewer, project)
 
     return run

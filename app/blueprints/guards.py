@@ -210,7 +210,11 @@ async def _set_security_headers(response: Response) -> Response:
 
 
 def init_app(app: Quart) -> None:
-    QuartAuth(app)
+    auth = QuartAuth(app)
+    # Its template context (`current_user`) is a sync function, which Quart runs in a thread on
+    # every render; the templates use current_account() instead, so it only cost time.
+    processors = app.template_context_processors[None]
+    processors[:] = [p for p in processors if p != auth._template_context]
     app.extensions["account_settings"] = accounts.AccountSettings.from_config(app.config)
     app.before_request(_load_logged_in_user)
     app.before_request(_refuse_cross_site_requests)

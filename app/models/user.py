@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from sqlalchemy import Boolean, String
@@ -36,6 +37,7 @@ class User(Base):
         return f"<User {state.get('id')} {state.get('email')}>"
 
 
+@functools.lru_cache(maxsize=4096)  # a board asks for the same few people's, hundreds of times
 def initials_of(display_name: str, email: str) -> str:
     """What an avatar shows: the first letters of two words of the name, else of the address."""
     words = display_name.split()

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import ColumnElement, Integer, any_, bindparam, func, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -648,6 +649,14 @@ async def board_columns(
     return [(status, by_status[status.id]) for status in statuses]
 
 
+def _among(session: AsyncSession, column: Any, ids: list[int]) -> ColumnElement[bool]:
+    """`column IN ids`, as one array parameter on PostgreSQL: a board's hundreds of ids would
+    otherwise be compiled into hundreds of parameters on every view."""
+    if session.bind.dialect.name == "postgresql":
+        return column == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
+    return column.in_(ids)
+
+
 # A board shows at most this many cards per column (the rest are one search away): a column
 # of a project with 100,000 open issues must not load them all.
 BOARD_COLUMN_LIMIT = 500
@@ -724,7 +733,7 @@ async def board(
         label_rows = await session.execute(
             select(IssueLabel.c.issue_id, Label.id, Label.name, Label.color)
             .join(Label, Label.id == IssueLabel.c.label_id)
-            .where(IssueLabel.c.issue_id.in_([row[0] for row in rows]))
+            .where(_among(session, IssueLabel.c.issue_id, [row[0] for row in rows]))
             .order_by(IssueLabel.c.issue_id, Label.name)
         )
         for issue_id, label_id, name, color in label_rows:

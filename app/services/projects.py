@@ -88,18 +88,27 @@ async def visible_projects_page(
     return rows[:limit], len(rows) > limit
 
 
-async def member_projects(session: AsyncSession, viewer: User | None) -> list[Project]:
-    """The projects the viewer belongs to, not archived (the sidebar)."""
+@dataclass(frozen=True)
+class ProjectLink:
+    key: str
+    name: str
+
+
+async def member_projects(
+    session: AsyncSession, viewer: User | None, *, limit: int = 30
+) -> list[ProjectLink]:
+    """The first projects (by name) the viewer belongs to, not archived: the sidebar, on every
+    page, so two columns of a few rows, not the member of 200 projects' every project."""
     if viewer is None:
         return []
-    return list(
-        await session.scalars(
-            select(Project)
-            .join(Membership, Membership.project_id == Project.id)
-            .where(Membership.user_id == viewer.id, Project.archived_at.is_(None))
-            .order_by(Project.name)
-        )
+    rows = await session.execute(
+        select(Project.key, Project.name)
+        .join(Membership, Membership.project_id == Project.id)
+        .where(Membership.user_id == viewer.id, Project.archived_at.is_(None))
+        .order_by(Project.name, Project.id)
+        .limit(limit)
     )
+    return [ProjectLink(key, name) for key, name in rows]
 
 
 async def workflow(session: AsyncSession, project_id: int) -> list[WorkflowStatus]:

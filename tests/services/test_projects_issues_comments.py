@@ -158,3 +158,17 @@ async def test_replay_reads_only_what_came_after(session: AsyncSession) -> None:
         await make_issue(session, alice, project)
     assert [e.seq for e in await activity_since(session, project.id, 3)] == [4, 5]
     assert await activity_since(session, project.id, 5) == []
+
+
+async def test_the_sidebar_lists_the_first_projects_by_name_and_not_archived_ones(
+    session: AsyncSession,
+) -> None:
+    owner = await make_user(session)
+    for key in ("PC", "PA", "PB"):
+        await make_project(session, owner, key=key)  # named "Project <key>"
+    archived = await make_project(session, owner, key="OLD")
+    await projects.set_archived(session, owner, archived.id, True)
+    listed = await projects.member_projects(session, owner)
+    assert [p.key for p in listed] == ["PA", "PB", "PC"]
+    assert [p.key for p in await projects.member_projects(session, owner, limit=2)] == ["PA", "PB"]
+    assert await projects.member_projects(session, None) == []
