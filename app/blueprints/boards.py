@@ -19,18 +19,17 @@ from quart import (
 
 from app.blueprints.forms import form_int
 from app.blueprints.guards import (
-    account_settings,
     current_account,
     current_auth_session,
     login_required,
 )
 from app.db import get_session
-from app.errors import Invalid, NotFound
+from app.errors import Invalid
 from app.live.presence import Viewer
 from app.live.stream import StreamSettings, event_stream
 from app.models import User, WorkflowStatus
-from app.services import accounts, issues, projects
-from app.services.access import may_write, readable_project
+from app.services import issues, projects
+from app.services.access import may_write
 from app.services.issues import BoardCard, BoardColumn, StaleEdit
 
 bp = Blueprint("boards", __name__)
@@ -155,31 +154,19 @@ async def events(key: str) -> Response:
     # A stream holds no pooled connection while it waits: this request's session ends here.
     await session.close()
     app = current_app._get_current_object()
-    database, settings = app.extensions["database"], account_settings()
-
-    async def still_allowed() -> bool:
-        async with database.sessionmaker() as check:
-            user = await accounts.session_still_valid(check, settings, auth_session_id)
-            if user is None:
-                return False
-            try:
-                await readable_project(check, user, project_id)
-            except NotFound:  # the project is private to them now
-                return False
-            return True
-
     stream = event_stream(
         app.extensions["broker"],
         project_id,
         last_event_id,
-        still_allowed,
         StreamSettings(
             heartbeat=app.config["SSE_HEARTBEAT_SECONDS"],
-            recheck=app.config["SSE_RECHECK_SECONDS"],
             retry_ms=app.config["SSE_RETRY_MILLISECONDS"],
             replay_limit=app.config["SSE_REPLAY_LIMIT"],
         ),
         present_as,
+        # The broker checks these every SSE_RECHECK_SECONDS, for all its streams at once.
+        auth_session_id=auth_session_id,
+        user_id=viewer.id,
     )
     response = await make_response(
         stream,

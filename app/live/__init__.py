@@ -13,6 +13,7 @@ from quart import Quart
 from app.live.broker import Broker
 from app.live.cards import CardCache
 from app.live.listener import PostgresListener
+from app.services import access, accounts
 
 __all__ = ["Broker", "init_app"]
 
@@ -22,12 +23,35 @@ def init_app(app: Quart) -> None:
     # One memory of rendered cards serves the board pages and the live events.
     cards = CardCache(app.jinja_env)
     app.extensions["cards"] = cards
+
+    async def may_still_read(project_id: int, readers: list[tuple[int, int]]) -> set[int]:
+        """Of these (login session, user) pairs, the sessions still live whose user may read
+        the project: the periodic check of every open stream, two queries per project."""
+        async with database.sessionmaker() as session:
+            live = await accounts.live_sessions(
+                session, app.extensions["account_settings"], (sid for sid, _ in readers)
+            )
+            allowed_users = await access.readers_among(
+                session, project_id, {user.id for user in live.values()}
+            )
+        return {
+            sid
+            for sid, user_id in readers
+            if sid in live and live[sid].id == user_id and user_id in allowed_users
+        }
+
     broker = Broker(
         database.sessionmaker,
         cards,
         queue_size=app.config["SSE_QUEUE_SIZE"],
+        access_check=may_still_read,
+        recheck_seconds=app.config["SSE_RECHECK_SECONDS"],
     )
     app.extensions["broker"] = broker
+
+    @app.before_serving
+    async def start_rechecks() -> None:
+        broker.start_rechecks()
 
     @app.after_serving
     async def close_broker() -> None:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,10 @@ def encode(seq: int, kind: str, data: dict[str, Any]) -> bytes:
 
 FAN_OUT_PAGE = 500
 RESYNC = object()  # queued instead of an event when a subscriber fell too far behind
+CLOSE = object()  # queued when a subscriber may no longer read the project
+
+# (project id, [(login session id, user id)]) -> the login sessions that may still read it.
+AccessCheck = Callable[[int, list[tuple[int, int]]], Awaitable[set[int]]]
 
 
 class Mailbox:
@@ -97,6 +102,9 @@ class Subscriber:
     project_id: int
     queue: Mailbox
     viewer: Viewer | None = None
+    # Whose stream it is, for the periodic access check (None: not checked, as in tests).
+    auth_session_id: int | None = None
+    user_id: int | None = None
     delivered_seq: int = 0
     # Where its feed stood when it joined: a stream without a last id starts there.
     start_seq: int = 0
@@ -113,6 +121,12 @@ class Subscriber:
             while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(RESYNC)
+
+    def close(self) -> None:
+        """End the stream: whatever is queued is dropped, nothing more is offered."""
+        self.overflowed = True
+        self.queue.items.clear()
+        self.queue.put_nowait(CLOSE)
 
     def offer_presence(self, encoded: bytes) -> None:
         # Presence is a courtesy: a full queue skips it (the next change sends it whole).
@@ -141,10 +155,15 @@ class Broker:
         cards: CardCache,
         *,
         queue_size: int = 256,
+        access_check: AccessCheck | None = None,
+        recheck_seconds: float = 30.0,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.cards = cards
         self.queue_size = queue_size
+        self.access_check = access_check
+        self.recheck_seconds = recheck_seconds
+        self._rechecking: asyncio.Task[None] | None = None
         self.feeds: dict[int, _ProjectFeed] = defaultdict(_ProjectFeed)
         self.presence = Presence(send=self._send_presence)
 
@@ -152,8 +171,17 @@ class Broker:
     def subscriber_count(self) -> int:
         return sum(len(feed.subscribers) for feed in self.feeds.values())
 
-    async def subscribe(self, project_id: int, viewer: Viewer | None = None) -> Subscriber:
-        subscriber = Subscriber(project_id, Mailbox(self.queue_size), viewer)
+    async def subscribe(
+        self,
+        project_id: int,
+        viewer: Viewer | None = None,
+        *,
+        auth_session_id: int | None = None,
+        user_id: int | None = None,
+    ) -> Subscriber:
+        subscriber = Subscriber(
+            project_id, Mailbox(self.queue_size), viewer, auth_session_id, user_id
+        )
         while True:
             feed = self.feeds[project_id]
             async with feed.lock:
@@ -235,8 +263,42 @@ class Broker:
     async def render(self, session: AsyncSession, row: Activity) -> bytes:
         return encode(row.seq, row.kind, await event_data(session, self.cards, row))
 
+    # --- Who may still read: every stream checked in one batch per project ------------------
+    def start_rechecks(self) -> None:
+        if self.access_check is not None and self._rechecking is None:
+            self._rechecking = asyncio.get_running_loop().create_task(self._recheck_forever())
+
+    async def _recheck_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.recheck_seconds)
+            await self.recheck()
+
+    async def recheck(self) -> None:
+        """Close the streams whose login session ended or whose user may no longer read the
+        project: two queries per project however many streams it has (one check per stream
+        every 30 s made 10,000 streams cost a query every few milliseconds)."""
+        if self.access_check is None:
+            return
+        for project_id, feed in list(self.feeds.items()):
+            checked = [s for s in feed.subscribers if s.auth_session_id is not None]
+            if not checked:
+                continue
+            pairs = sorted({(s.auth_session_id, s.user_id or 0) for s in checked})  # type: ignore[misc]
+            try:
+                allowed = await self.access_check(project_id, pairs)
+            except Exception:  # the database is away: keep the streams, check again later
+                log.warning("live: access check for project %s failed", project_id, exc_info=True)
+                continue
+            for subscriber in checked:
+                if subscriber.auth_session_id not in allowed:
+                    subscriber.close()
+
     async def close(self) -> None:
         self.presence.close()
+        if self._rechecking is not None:
+            self._rechecking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rechecking
         for feed in self.feeds.values():
             if feed.pending is not None:
                 feed.pending.cancel()

@@ -4,13 +4,12 @@ an access check every little while."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from app.live.broker import RESYNC, Broker, new_rows
+from app.live.broker import CLOSE, RESYNC, Broker, new_rows
 from app.live.presence import Viewer
 from app.models import Project
 
@@ -21,7 +20,6 @@ HEARTBEAT = b": ping\n\n"
 @dataclass(frozen=True)
 class StreamSettings:
     heartbeat: float = 15.0
-    recheck: float = 30.0
     retry_ms: int = 3000
     replay_limit: int = 1000
 
@@ -30,14 +28,19 @@ async def event_stream(
     broker: Broker,
     project_id: int,
     last_event_id: int | None,
-    still_allowed: Callable[[], Awaitable[bool]],
     settings: StreamSettings,
     viewer: Viewer | None = None,
+    *,
+    auth_session_id: int | None = None,
+    user_id: int | None = None,
 ) -> AsyncIterator[bytes]:
     """Every event of the project after `last_event_id` (None: from now on), in order,
-    exactly once, then live ones. Ends (the browser reconnects) after a `resync`, or when
-    `still_allowed` says no. A `viewer` is announced to the project's other viewers."""
-    subscriber = await broker.subscribe(project_id, viewer)
+    exactly once, then live ones. Ends (the browser reconnects) after a `resync`, or when the
+    broker's periodic check finds that the login session (`auth_session_id`) has ended or its
+    user may no longer read the project. A `viewer` is announced to the project's others."""
+    subscriber = await broker.subscribe(
+        project_id, viewer, auth_session_id=auth_session_id, user_id=user_id
+    )
     try:
         yield f"retry: {settings.retry_ms}\n: connected\n\n".encode()
         async with broker.sessionmaker() as session:
@@ -66,20 +69,15 @@ async def event_stream(
                 subscriber.delivered_seq = row.seq
         subscriber.delivered_seq = max(subscriber.delivered_seq, last_event_id)
 
-        next_check = time.monotonic() + settings.recheck
         while True:
-            wait = max(0.0, min(settings.heartbeat, next_check - time.monotonic()))
             try:
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout(settings.heartbeat):
                     item = await subscriber.queue.get()
             except TimeoutError:
-                if time.monotonic() >= next_check:
-                    if not await still_allowed():
-                        return
-                    next_check = time.monotonic() + settings.recheck
-                else:
-                    yield HEARTBEAT
+                yield HEARTBEAT
                 continue
+            if item is CLOSE:
+                return
             if item is RESYNC:
                 yield RESYNC_EVENT
                 return

@@ -76,3 +76,23 @@ async def may_write(session: AsyncSession, user: User | None, project: Project) 
         return False
     role = await role_in(session, user, project.id)
     return role is not None and role.can_write_issues
+
+
+async def readers_among(session: AsyncSession, project_id: int, user_ids: set[int]) -> set[int]:
+    """Which of these users may read the project now (readable_project's rule, for many)."""
+    project = await session.get(Project, project_id, populate_existing=True)
+    if project is None:
+        return set()
+    if project.is_public:
+        return set(user_ids)
+    wanted, readers = sorted(user_ids), set()
+    for start in range(0, len(wanted), 500):
+        readers.update(
+            await session.scalars(
+                select(Membership.user_id).where(
+                    Membership.project_id == project_id,
+                    Membership.user_id.in_(wanted[start : start + 500]),
+                )
+            )
+        )
+    return readers

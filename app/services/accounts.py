@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -655,6 +655,25 @@ async def create_admin(
     user.email_verified_at = user.email_verified_at or utcnow()
     await session.commit()
     return user
+
+
+async def live_sessions(
+    session: AsyncSession, settings: AccountSettings, auth_session_ids: Iterable[int]
+) -> dict[int, User]:
+    """Of these login sessions, the ones still live, with their users: what the live streams
+    of a worker check all at once, now and then."""
+    wanted = sorted(set(auth_session_ids))
+    now, live = utcnow(), {}
+    for start in range(0, len(wanted), 500):  # SQLite takes a limited number of parameters
+        rows = await session.execute(
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.id.in_(wanted[start : start + 500]))
+        )
+        for auth_session, user in rows:
+            if _is_live(auth_session, settings, now):
+                live[auth_session.id] = user
+    return live
 
 
 async def session_still_valid(

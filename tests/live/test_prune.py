@@ -19,10 +19,6 @@ from tests.factories import make_issue, make_project, make_user
 from tests.web import PASSWORD, log_in
 
 
-async def allowed() -> bool:
-    return True
-
-
 async def first_events(stream: AsyncIterator[bytes], count: int) -> list[bytes]:
     """The first `count` chunks after the opening retry hint (ends early if the stream does)."""
     chunks: list[bytes] = []
@@ -60,9 +56,7 @@ async def test_a_client_behind_the_pruned_window_is_told_to_resync(
 ) -> None:
     project, latest = await a_project_with_old_history(session)
     assert await prune_activity(session, older_than=timedelta(days=30)) == latest - 2
-    stream = event_stream(
-        app.extensions["broker"], project.id, 1, allowed, StreamSettings(heartbeat=0.2)
-    )
+    stream = event_stream(app.extensions["broker"], project.id, 1, StreamSettings(heartbeat=0.2))
     assert await first_events(stream, 1) == [RESYNC_EVENT]
 
 
@@ -72,7 +66,7 @@ async def test_a_client_ahead_of_everything_pruned_still_gets_resync(
     project, latest = await a_project_with_old_history(session)
     await prune_activity(session, older_than=timedelta(days=0))  # everything goes
     stream = event_stream(
-        app.extensions["broker"], project.id, latest - 3, allowed, StreamSettings(heartbeat=0.2)
+        app.extensions["broker"], project.id, latest - 3, StreamSettings(heartbeat=0.2)
     )
     assert await first_events(stream, 1) == [RESYNC_EVENT]
 
@@ -86,7 +80,7 @@ async def test_an_up_to_date_client_of_a_quiet_project_stays_connected(
     await session.commit()
     await prune_activity(session, older_than=timedelta(days=30))
     stream = event_stream(
-        app.extensions["broker"], project.id, latest, allowed, StreamSettings(heartbeat=0.05)
+        app.extensions["broker"], project.id, latest, StreamSettings(heartbeat=0.05)
     )
     # A heartbeat, not resync (which would make the page reload, again and again).
     assert await first_events(stream, 1) == [b": ping\n\n"]
@@ -102,7 +96,7 @@ async def test_a_client_behind_a_hole_in_the_kept_rows_gets_resync(
     )
     await session.commit()
     stream = event_stream(
-        app.extensions["broker"], project.id, latest - 3, allowed, StreamSettings(heartbeat=0.2)
+        app.extensions["broker"], project.id, latest - 3, StreamSettings(heartbeat=0.2)
     )
     assert await first_events(stream, 1) == [RESYNC_EVENT]
 
@@ -113,7 +107,7 @@ async def test_a_client_within_the_retained_window_replays_what_it_missed(
     project, latest = await a_project_with_old_history(session)
     await prune_activity(session, older_than=timedelta(days=30))
     stream = event_stream(
-        app.extensions["broker"], project.id, latest - 2, allowed, StreamSettings(heartbeat=0.2)
+        app.extensions["broker"], project.id, latest - 2, StreamSettings(heartbeat=0.2)
     )
     events = await first_events(stream, 2)
     assert [event.split(b"\n", 1)[0] for event in events] == [
