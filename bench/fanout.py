@@ -89,11 +89,11 @@ class Subscriber:
         # Like a browser's EventSource: a stream closed before it opened is tried again (with
         # thousands connecting at once, the server may reach a request only after hypercorn's
         # keep-alive timeout closed its connection).
-        while not self.ready.is_set():
+        # And one that ends later is opened again from its last event id, as a browser does.
+        while True:
             await self._stream(port, path, cookie)
-            if not self.ready.is_set():
-                self.retries += 1
-                await asyncio.sleep(1 + random.random())
+            self.retries += 1
+            await asyncio.sleep(1 + random.random())
 
     async def _stream(self, port: int, path: str, cookie: str) -> None:
         try:
@@ -101,8 +101,9 @@ class Subscriber:
         except OSError:
             return
         try:
+            last_id = f"Last-Event-ID: {max(self.arrivals)}\r\n" if self.arrivals else ""
             writer.write(
-                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n{last_id}"
                 "Accept: text/event-stream\r\n\r\n".encode()
             )
             await writer.drain()
@@ -113,7 +114,7 @@ class Subscriber:
                 if b"connected" in line:
                     self.ready.set()
                 if line.startswith(b"id: "):
-                    self.arrivals[int(line[4:])] = time.perf_counter()
+                    self.arrivals.setdefault(int(line[4:]), time.perf_counter())
         except OSError:
             return
         finally:

@@ -4,14 +4,21 @@ an access check every little while."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
-from app.live.broker import CLOSE, RESYNC, Broker, new_rows
+from app.live.broker import CLOSE, RESYNC, Broker, Subscriber, new_rows
 from app.live.presence import Viewer
 from app.models import Project
+
+log = logging.getLogger("issues.live")
+
+# What a stream may meet at the database when it is away or overloaded.
+DATABASE_TROUBLE = (SQLAlchemyError, OSError)
 
 RESYNC_EVENT = b"event: resync\ndata: {}\n\n"
 HEARTBEAT = b": ping\n\n"
@@ -38,36 +45,25 @@ async def event_stream(
     exactly once, then live ones. Ends (the browser reconnects) after a `resync`, or when the
     broker's periodic check finds that the login session (`auth_session_id`) has ended or its
     user may no longer read the project. A `viewer` is announced to the project's others."""
-    subscriber = await broker.subscribe(
-        project_id, viewer, auth_session_id=auth_session_id, user_id=user_id
-    )
+    try:
+        subscriber = await broker.subscribe(
+            project_id, viewer, auth_session_id=auth_session_id, user_id=user_id
+        )
+    except DATABASE_TROUBLE as error:
+        log.warning("live: a stream could not start (%s); the browser will come back", error)
+        return
     try:
         yield f"retry: {settings.retry_ms}\n: connected\n\n".encode()
-        async with broker.sessionmaker() as session:
-            # The project's counter, not the newest row: pruning may have deleted the rows of
-            # a project that has been quiet for a while, but never lowers its counter.
-            latest = (
-                await session.scalar(select(Project.last_event_seq).where(Project.id == project_id))
-                or 0
-            )
-            if last_event_id is None:
-                # From where the feed stood when we joined: a commit since then is either
-                # replayed here or queued to us, never neither.
-                last_event_id = subscriber.start_seq
-            missed = await new_rows(session, project_id, last_event_id, settings.replay_limit + 1)
-            # Start afresh when the client is ahead of the log (another database), too far
-            # behind it, or behind rows that were pruned: each project's numbers are otherwise
-            # contiguous (its counter row is locked until the writing transaction commits).
-            complete = all(row.seq == last_event_id + n for n, row in enumerate(missed, 1)) and (
-                last_event_id + len(missed) >= latest
-            )
-            if last_event_id > latest or len(missed) > settings.replay_limit or not complete:
-                yield RESYNC_EVENT
-                return
-            for row in missed:
-                yield await broker.render(session, row)
-                subscriber.delivered_seq = row.seq
-        subscriber.delivered_seq = max(subscriber.delivered_seq, last_event_id)
+        try:
+            async for replayed in _replay(broker, subscriber, project_id, last_event_id, settings):
+                yield replayed
+                if replayed is RESYNC_EVENT:
+                    return
+        except DATABASE_TROUBLE as error:
+            # Busy or away (thousands reconnecting at once can empty the pool): end here; the
+            # browser comes back after `retry:` with its last id and loses nothing.
+            log.warning("live: a stream's replay failed (%s); the browser will come back", error)
+            return
 
         while True:
             try:
@@ -91,3 +87,39 @@ async def event_stream(
             yield encoded
     finally:
         broker.unsubscribe(subscriber)
+
+
+async def _replay(
+    broker: Broker,
+    subscriber: Subscriber,
+    project_id: int,
+    last_event_id: int | None,
+    settings: StreamSettings,
+) -> AsyncIterator[bytes]:
+    """What the client missed after `last_event_id`, or RESYNC_EVENT when that cannot be
+    told (it is ahead of the log, too far behind it, or behind pruned rows)."""
+    async with broker.sessionmaker() as session:
+        # The project's counter, not the newest row: pruning may have deleted the rows of
+        # a project that has been quiet for a while, but never lowers its counter.
+        latest = (
+            await session.scalar(select(Project.last_event_seq).where(Project.id == project_id))
+            or 0
+        )
+        if last_event_id is None:
+            # From where the feed stood when we joined: a commit since then is either
+            # replayed here or queued to us, never neither.
+            last_event_id = subscriber.start_seq
+        missed = await new_rows(session, project_id, last_event_id, settings.replay_limit + 1)
+        # Start afresh when the client is ahead of the log (another database), too far
+        # behind it, or behind rows that were pruned: each project's numbers are otherwise
+        # contiguous (its counter row is locked until the writing transaction commits).
+        complete = all(row.seq == last_event_id + n for n, row in enumerate(missed, 1)) and (
+            last_event_id + len(missed) >= latest
+        )
+        if last_event_id > latest or len(missed) > settings.replay_limit or not complete:
+            yield RESYNC_EVENT
+            return
+        for row in missed:
+            yield await broker.render(session, row)
+            subscriber.delivered_seq = row.seq
+    subscriber.delivered_seq = max(subscriber.delivered_seq, last_event_id)

@@ -333,3 +333,23 @@ async def test_a_subscriber_never_joins_a_feed_that_was_dropped(app: Quart) -> N
     seq, _ = await asyncio.wait_for(second.queue.get(), 5)
     assert seq == 2
     broker.unsubscribe(second)
+
+
+async def test_a_stream_whose_replay_meets_a_database_outage_ends_quietly(
+    app: Quart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from app.live import stream as stream_module
+
+    t = await team(app)
+
+    async def unavailable(*args: Any, **kwargs: Any) -> list:
+        raise OperationalError("SELECT ...", {}, Exception("the pool is empty"))
+
+    monkeypatch.setattr(stream_module, "new_rows", unavailable)
+    async with stream(t.owner_client, "/p/LIVE/events?last_event_id=1") as opened:
+        # The browser comes back after the retry hint, from its last id: nothing is lost.
+        assert opened.chunks[0].startswith("retry: 3000")
+        assert await opened.ends()
+    assert app.extensions["broker"].subscriber_count == 0
