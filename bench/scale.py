@@ -116,7 +116,7 @@ def issue_activity(viewer: User, key: str) -> Operation:
 
     async def run(session: AsyncSession) -> None:
         issue = await issues.get_issue_by_key(session, viewer, key)
-        await activity.issue_activity_since(session, issue.id, 0, limit=100)
+        await activity.activity_since(session, issue.project_id, 0, issue_id=issue.id, limit=100)
 
     return run
 

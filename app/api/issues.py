@@ -266,7 +266,7 @@ async def delete_comment(key: str, comment_id: int) -> Response:
 async def issue_activity(key: str, query_args: ActivityArgs) -> Answer:
     """The issue's changes after sequence `after` (its project's numbering), oldest first."""
     issue = await _issue(key)
-    rows = await activity.issue_activity_since(
-        get_session(), issue.id, query_args.after, limit=query_args.limit
+    rows = await activity.activity_since(
+        get_session(), issue.project_id, query_args.after, issue_id=issue.id, limit=query_args.limit
     )
     return activity_page(rows, query_args)

@@ -66,26 +66,16 @@ async def record_activity(
 
 
 async def activity_since(
-    session: AsyncSession, project_id: int, after_seq: int, *, limit: int = 500
+    session: AsyncSession,
+    project_id: int,
+    after_seq: int,
+    *,
+    issue_id: int | None = None,
+    limit: int = 500,
 ) -> list[Activity]:
-    """The project's events after `after_seq`, oldest first (the replay a live client needs)."""
-    rows = await session.scalars(
-        select(Activity)
-        .where(Activity.project_id == project_id, Activity.seq > after_seq)
-        .order_by(Activity.seq)
-        .limit(limit)
-    )
-    return list(rows)
-
-
-async def issue_activity_since(
-    session: AsyncSession, issue_id: int, after_seq: int, *, limit: int = 500
-) -> list[Activity]:
-    """The issue's events after `after_seq` (its project's sequence), oldest first."""
-    rows = await session.scalars(
-        select(Activity)
-        .where(Activity.issue_id == issue_id, Activity.seq > after_seq)
-        .order_by(Activity.seq)
-        .limit(limit)
-    )
-    return list(rows)
+    """The project's events after `after_seq`, oldest first (the replay a live client needs);
+    with `issue_id`, that issue's only."""
+    statement = select(Activity).where(Activity.project_id == project_id, Activity.seq > after_seq)
+    if issue_id is not None:
+        statement = statement.where(Activity.issue_id == issue_id)
+    return list(await session.scalars(statement.order_by(Activity.seq).limit(limit)))
