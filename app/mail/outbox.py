@@ -8,8 +8,6 @@ leaves the message to be retried once the lease ends (decision 0004).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from sqlalchemy import event, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from app.background_sender import BackgroundSender
 from app.db import begin_writing, utcnow
 from app.mail.compose import header_safe, render_mail
 from app.mail.transport import Outcome, Transport
@@ -101,9 +100,13 @@ class DeliveryReport:
         return self.sent + self.retried + self.failed
 
 
-class MailSender:
+class MailSender(BackgroundSender[DeliveryReport]):
     """Sends what the outbox holds: on demand (`deliver_pending`) and, in a served app, from a
     background task that wakes when a commit queues mail and polls for other workers' mail."""
+
+    name = "mail sender"
+    log = log
+    wake_key = WAKE_SENDER
 
     def __init__(
         self,
@@ -115,21 +118,13 @@ class MailSender:
         poll_seconds: float = 5.0,
         lease_seconds: float = 60.0,
     ) -> None:
-        self.sessionmaker = sessionmaker
+        super().__init__(sessionmaker, poll_seconds=poll_seconds)
         self.transport = transport
         self.sender_address = sender_address
         self.max_attempts = max_attempts
-        self.poll_seconds = poll_seconds
         self.lease = timedelta(seconds=lease_seconds)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        # Jobs that queue mail (the watchers' digests), run before each delivery round.
+        # Jobs that queue mail (the watchers' digests), run before each background round.
         self.producers: list[Callable[[AsyncSession], Awaitable[object]]] = []
-        # Sessions made by this sessionmaker wake the sender when they commit mail.
-        self.sessionmaker.kw.setdefault("info", {})[WAKE_SENDER] = self.wake
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def deliver_pending(self) -> DeliveryReport:
         """Send every message that is due, batch by batch, and report what happened."""
@@ -209,28 +204,11 @@ class MailSender:
                     report.errors.append(outcome.error)
             await session.commit()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="mail-sender")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                for produce in self.producers:
-                    async with self.sessionmaker() as session:
-                        await produce(session)
-                await self.deliver_pending()
-            except Exception:  # a database outage must not kill the sender for good
-                log.exception("mail sender: delivery round failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            self._wake.clear()
+    async def _round(self) -> DeliveryReport:
+        for produce in self.producers:
+            async with self.sessionmaker() as session:
+                await produce(session)
+        return await self.deliver_pending()
 
 
 # --- What an admin sees and retries (quart --app app mail ...) --------------------------------

@@ -9,7 +9,6 @@ another sender has taken over since. Decision 0011 has the rest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -21,6 +20,7 @@ import httpcore
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.background_sender import BackgroundSender
 from app.db import begin_writing, utcnow
 from app.models import DeliveryStatus, Webhook, WebhookDelivery
 from app.webhooks.queue import WAKE_SENDER
@@ -76,9 +76,13 @@ class DeliveryReport:
         return self.delivered + self.retried + self.failed
 
 
-class WebhookSender:
+class WebhookSender(BackgroundSender[DeliveryReport]):
     """Sends what the delivery queue holds: on demand (`deliver_pending`) and, in a served app,
     from a background task woken by commits that queue deliveries and polling for the rest."""
+
+    name = "webhook sender"
+    log = log
+    wake_key = WAKE_SENDER
 
     def __init__(
         self,
@@ -91,22 +95,15 @@ class WebhookSender:
         first_retry_seconds: float = 30.0,
         last_retry_seconds: float = 3600.0,
     ) -> None:
-        self.sessionmaker = sessionmaker
+        super().__init__(sessionmaker, poll_seconds=poll_seconds)
         self.policy = policy
         self.timeout = timeout
         self.max_attempts = max_attempts
-        self.poll_seconds = poll_seconds
         self.first_retry_seconds = first_retry_seconds
         self.last_retry_seconds = last_retry_seconds
         # A batch is sent concurrently, each POST cut off at `timeout`: the lease covers that
         # with room to spare, so no other sender takes a batch that is still going.
         self.lease = timedelta(seconds=timeout * 3 + 30)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.sessionmaker.kw.setdefault("info", {})[WAKE_SENDER] = self.wake
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def deliver_pending(self) -> DeliveryReport:
         """Send every delivery that is due, batch by batch, and report what happened."""
@@ -234,27 +231,8 @@ class WebhookSender:
                     report.errors.append(outcome.error)
             await session.commit()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhook-sender")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                report = await self.deliver_pending()
-            except Exception:  # a database outage must not kill the sender for good
-                log.exception("webhook sender: delivery round failed; retrying")
-                report = DeliveryReport()
-            # A retry due sooner than the next poll (short backoffs) is not left waiting.
-            wait = self.poll_seconds
-            if report.retried:
-                wait = min(wait, self.first_retry_seconds)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            self._wake.clear()
+    def _wait_after(self, report: DeliveryReport) -> float:
+        # A retry due sooner than the next poll (short backoffs) is not left waiting.
+        if report.retried:
+            return min(self.poll_seconds, self.first_retry_seconds)
+        return self.poll_seconds

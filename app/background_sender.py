@@ -1,0 +1,70 @@
+"""The background task shared by the queue senders: woken by commits, polling for the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from typing import ClassVar, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+ReportT = TypeVar("ReportT")
+
+
+class BackgroundSender(ABC, Generic[ReportT]):
+    """Runs `deliver_pending` in a loop from `start()` to `stop()`: after each round it waits for
+    `wake()` (called when a commit queues work) or for `poll_seconds` (other workers' work, retries
+    coming due). A subclass claims, sends and records; it gives its name, its logger and the
+    session.info key under which its sessions find `wake`."""
+
+    name: ClassVar[str]  # "mail sender": in the log, and hyphenated as the task's name
+    log: ClassVar[logging.Logger]
+    wake_key: ClassVar[str]
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, poll_seconds: float
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # Sessions made by this sessionmaker wake the sender when they commit work for it.
+        self.sessionmaker.kw.setdefault("info", {})[self.wake_key] = self.wake
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @abstractmethod
+    async def deliver_pending(self) -> ReportT:
+        """Send everything that is due and report what happened."""
+
+    async def _round(self) -> ReportT:
+        """One round of the background loop."""
+        return await self.deliver_pending()
+
+    def _wait_after(self, report: ReportT) -> float:
+        """Seconds to wait for a wake-up after a round that went through."""
+        return self.poll_seconds
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name.replace(" ", "-"))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            wait = self.poll_seconds
+            try:
+                wait = self._wait_after(await self._round())
+            except Exception:  # a database outage must not kill the sender for good
+                self.log.exception("%s: delivery round failed; retrying", self.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            self._wake.clear()
