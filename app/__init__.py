@@ -47,10 +47,12 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         issues,
         layout,
         main,
+        page_cache,
         projects,
     )
 
     guards.init_app(app)
+    page_cache.init_app(app)
     layout.init_app(app)
     for blueprint in (main.bp, auth.bp, account.bp, projects.bp, issues.bp, boards.bp, finding.bp):
         app.register_blueprint(blueprint)
@@ -58,6 +60,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
 
     app.register_blueprint(webhook_pages.bp)
     api.init_app(app)
+    layout.run_context_processors_in_the_loop(app)
     errors.init_app(app)
     cli.init_app(app)
     forwarded.init_app(app)

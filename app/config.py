@@ -101,6 +101,12 @@ class Config:
     SSE_QUEUE_SIZE = 256
     SSE_REPLAY_LIMIT = 1000
 
+    # Rendered page parts kept per worker (decision 0012): their total size, and the age after
+    # which one is made again even if its project has not changed (people's names, links to
+    # other projects' issues).
+    PAGE_CACHE_BYTES = 32 * 1024 * 1024
+    PAGE_CACHE_SECONDS = 60.0
+
     # Watchers' mail is sent once a burst of changes has been quiet this long, or once its first
     # change is this old.
     NOTIFY_QUIET_SECONDS = 120
@@ -153,6 +159,8 @@ class Config:
         "SSE_RETRY_MILLISECONDS": int,
         "SSE_QUEUE_SIZE": int,
         "SSE_REPLAY_LIMIT": int,
+        "PAGE_CACHE_BYTES": int,
+        "PAGE_CACHE_SECONDS": float,
         "NOTIFY_QUIET_SECONDS": int,
         "NOTIFY_LONGEST_WAIT_SECONDS": int,
         "WEBHOOK_ALLOW_PRIVATE_TARGETS": bool,

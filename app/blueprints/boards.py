@@ -23,6 +23,7 @@ from app.blueprints.guards import (
     current_auth_session,
     login_required,
 )
+from app.blueprints.page_cache import cached_part, project_part_key, render_part
 from app.db import get_session
 from app.errors import Invalid
 from app.live.presence import Viewer
@@ -86,17 +87,26 @@ def lanes_by_assignee(columns: list[BoardColumn]) -> list[Lane]:
 @login_required
 async def board(key: str) -> str:
     session = get_session()
-    project = await projects.project_by_key(session, _viewer(), key)
-    columns = await issues.board(session, _viewer(), project.id)
-    card_html = await current_app.extensions["cards"].for_board(session, project.key, columns)
-    return await render_template(
-        "boards/board.html",
-        project=project,
-        columns=columns,
-        card_html=card_html,
-        lanes=lanes_by_assignee(columns) if request.args.get("lanes") == "assignee" else None,
-        can_write=await may_write(session, _viewer(), project),
-    )
+    viewer = _viewer()
+    project = await projects.project_by_key(session, viewer, key)
+    writable = await may_write(session, viewer, project)
+    with_lanes = request.args.get("lanes") == "assignee"
+
+    async def render_main_part() -> str:
+        columns = await issues.board(session, viewer, project.id)
+        cards = current_app.extensions["cards"]
+        return await render_part(
+            "boards/_board.html",
+            project=project,
+            columns=columns,
+            card_html=await cards.for_board(session, project.key, columns),
+            lanes=lanes_by_assignee(columns) if with_lanes else None,
+            can_write=writable,
+        )
+
+    part_key = project_part_key("board", project, viewer, writable, with_lanes)
+    main_part = await cached_part(part_key, render_main_part)
+    return await render_template("boards/board.html", project=project, body=main_part)
 
 
 @bp.post("/p/<project_key:key>/board/moves")

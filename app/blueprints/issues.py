@@ -7,6 +7,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.blueprints.forms import form_date, form_int, form_ints, form_text
 from app.blueprints.guards import current_account, login_required
+from app.blueprints.page_cache import cached_part, page_cache, project_part_key, render_part
 from app.db import get_session
 from app.errors import Forbidden, Invalid
 from app.markdown import link_targets
@@ -41,29 +42,43 @@ async def _can_write(project: Project) -> bool:
 @login_required
 async def project_issues(key: str) -> Page:
     session = get_session()
-    project = await projects.project_by_key(session, _viewer(), key)
+    viewer = _viewer()
+    project = await projects.project_by_key(session, viewer, key)
     query_text = request.args.get("q", "is:open")
-    error = None
-    try:
-        page = await search.search_issues(
-            session, _viewer(), query_text, project=project, after=request.args.get("after")
-        )
-        found, next_cursor = page.issues, page.next_cursor
-    except Invalid as refusal:
-        error, found, next_cursor = refusal.message, [], None
     writable = await _can_write(project)
-    return await render_template(
-        "issues/list.html",
-        project=project,
-        issues=found,
-        next_cursor=next_cursor,
-        q=query_text,
-        query_error=error,
-        can_write=writable,
-        statuses=await projects.workflow(session, project.id) if writable else [],
-        members=await projects.members(session, project.id) if writable else [],
-        labels=await projects.labels(session, project.id) if writable else [],
-    ), (400 if error else 200)
+    error: str | None = None
+
+    async def render_main_part() -> str:
+        nonlocal error
+        try:
+            page = await search.search_issues(
+                session, viewer, query_text, project=project, after=request.args.get("after")
+            )
+            found, next_cursor = page.issues, page.next_cursor
+        except Invalid as refusal:
+            error, found, next_cursor = refusal.message, [], None
+        return await render_part(
+            "issues/_list.html",
+            project=project,
+            issues=found,
+            next_cursor=next_cursor,
+            q=query_text,
+            query_error=error,
+            can_write=writable,
+            statuses=await projects.workflow(session, project.id) if writable else [],
+            members=await projects.members(session, project.id) if writable else [],
+            labels=await projects.labels(session, project.id) if writable else [],
+        )
+
+    # The whole query string: the pager's links carry it.
+    arguments = tuple(request.args.items(multi=True))
+    part_key = project_part_key("list", project, viewer, writable, arguments)
+    main_part = await cached_part(part_key, render_main_part)
+    if error is not None:
+        # Not kept: a query that fails fails fast, and its answer must say 400 every time.
+        page_cache().forget(part_key)
+    page = await render_template("issues/list.html", project=project, body=main_part)
+    return page, (400 if error else 200)
 
 
 @bp.post("/p/<project_key:key>/issues/bulk")
@@ -156,29 +171,38 @@ async def _issue_page(
     issue_key: str, *, error: str | None = None, stale: StaleEdit | None = None, status: int = 200
 ) -> tuple[str, int]:
     session = get_session()
-    viewer = current_account()
-    issue = await issues.get_issue_by_key(session, viewer, issue_key)
-    entries = await issues.timeline(session, issue)
-    texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
-    mentions, references = await link_targets(session, viewer, texts)
-    writable = await _can_write(issue.project)
-    page = await render_template(
-        "issues/show.html",
-        issue=issue,
-        timeline=entries,
-        mentions=mentions,
-        references=references,
-        can_write=writable,
-        watching=await issues.is_watching(session, issue.id, viewer),
-        statuses=await projects.workflow(session, issue.project_id),
-        members=await projects.members(session, issue.project_id) if writable else [],
-        labels=await projects.labels(session, issue.project_id) if writable else [],
-        types=issues.ISSUE_TYPES,
-        priorities=issues.PRIORITIES,
-        error=error,
-        stale=stale,
-    )
-    return page, status
+    viewer = _viewer()
+    heading = await issues.issue_heading(session, viewer, issue_key)
+    writable = await _can_write(heading.project)
+    # Everything the main part shows that the project's counter does not cover (decision 0012).
+    key = project_part_key("issue", heading.project, viewer, writable, heading.id, heading.watching)
+
+    async def render_main_part() -> str:
+        issue = await issues.get_issue(session, viewer, heading.project.id, heading.number)
+        entries = await issues.timeline(session, issue)
+        texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
+        mentions, references = await link_targets(session, viewer, texts)
+        project_id = issue.project_id
+        return await render_part(
+            "issues/_issue.html",
+            issue=issue,
+            timeline=entries,
+            mentions=mentions,
+            references=references,
+            can_write=writable,
+            watching=heading.watching,
+            statuses=await projects.workflow(session, project_id),
+            members=await projects.members(session, project_id) if writable else [],
+            labels=await projects.labels(session, project_id) if writable else [],
+            types=issues.ISSUE_TYPES,
+            priorities=issues.PRIORITIES,
+            error=error,
+            stale=stale,
+        )
+
+    # A refusal's message is shown once: that page is made afresh and not kept.
+    main_part = await cached_part(None if error or stale else key, render_main_part)
+    return await render_template("issues/show.html", heading=heading, body=main_part), status
 
 
 @bp.get("/<issue_key:key>")

@@ -6,11 +6,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from flask.templating import _default_template_ctx_processor as flask_default_context
+from markupsafe import Markup
 from quart import Quart, request
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import BaseConverter
 
 from app.blueprints.guards import current_account
+from app.blueprints.page_cache import page_cache, render_part
 from app.db import get_session
 from app.markdown import render_markdown
 from app.services import projects, search
@@ -53,14 +56,34 @@ def init_app(app: Quart) -> None:
     async def sidebar() -> dict[str, Any]:
         viewer = current_account()
         if viewer is None or request.endpoint == "static":
-            return {"sidebar": {"projects": [], "saved": [], "current_key": None}}
+            return {"sidebar": {"projects": [], "saved": []}, "sidebar_html": ""}
         session = get_session()
         view_args = request.view_args or {}
         current_key = view_args.get("key", "").split("-")[0].upper() or None
-        return {
-            "sidebar": {
-                "projects": await projects.member_projects(session, viewer),
-                "saved": await search.list_saved_searches(session, viewer),
-                "current_key": current_key,
-            }
+        content = {
+            "projects": await projects.member_projects(session, viewer),
+            "saved": await search.list_saved_searches(session, viewer),
+            "current_key": current_key,
         }
+        # Kept under its own content, so it can never be stale: only its rendering is saved.
+        key = (
+            "sidebar",
+            tuple((link.key, link.name) for link in content["projects"]),
+            tuple((saved.name, saved.query) for saved in content["saved"]),
+            current_key,
+        )
+        cache = page_cache()
+        html = cache.get(key)
+        if html is None:
+            html = await render_part("_sidebar.html", sidebar=content)
+            cache.put(key, html)
+        return {"sidebar": content, "sidebar_html": Markup(html)}  # noqa: S704 (escaped by it)
+
+
+def run_context_processors_in_the_loop(app: Quart) -> None:
+    """Each blueprint carries Flask's synchronous default context processor, which Quart runs
+    in a thread on every render; Quart's own asynchronous one already gives templates the same
+    g, request and session. Call after the blueprints are registered."""
+    for name, processors in app.template_context_processors.items():
+        if name is not None:
+            processors[:] = [p for p in processors if p is not flask_default_context]

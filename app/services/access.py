@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import ColumnElement, and_, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -49,6 +49,29 @@ async def readable_project(session: AsyncSession, user: User | None, project_id:
         return project
     if await role_in(session, user, project_id) is None:
         raise NotFound("No such project.")
+    return project
+
+
+async def find_readable_project(
+    session: AsyncSession, user: User | None, condition: ColumnElement[bool], *, missing: str
+) -> Project:
+    """The project matching `condition` if `user` may read it, else NotFound(`missing`). One
+    query: the viewer's role comes with the row and is remembered for the later checks."""
+    # Fresh even if this request loaded it before: pages key what they keep on its counters.
+    query = select(Project).where(condition).execution_options(populate_existing=True)
+    if user is not None:
+        query = query.add_columns(Membership.role).outerjoin(
+            Membership, and_(Membership.project_id == Project.id, Membership.user_id == user.id)
+        )
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        raise NotFound(missing)
+    project = row[0]
+    if user is not None:
+        roles: dict[tuple[int, int], Role | None] = session.info.setdefault(_ROLES, {})
+        roles[(user.id, project.id)] = Role(row[1]) if row[1] else None
+    if not project.is_public and await role_in(session, user, project.id) is None:
+        raise NotFound(missing)
     return project
 
 

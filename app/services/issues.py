@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, any_, bindparam, func, select, union_all
+from sqlalchemy import ColumnElement, Integer, and_, any_, bindparam, func, select, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
@@ -28,7 +28,7 @@ from app.models import (
 from app.models.issue import POSITION_STEP, IssueType, Priority
 from app.models.user import initials_of
 from app.services import notifications, search
-from app.services.access import readable_project, writable_project
+from app.services.access import find_readable_project, readable_project, writable_project
 from app.services.activity import record_activity, take_project_counters
 from app.services.text import storable
 from app.services.transaction import use_case
@@ -233,12 +233,47 @@ async def get_issue_by_id(session: AsyncSession, actor: User | None, issue_id: i
 async def get_issue_by_key(session: AsyncSession, actor: User | None, key: str) -> Issue:
     """The issue named `key` (such as WEB-12) if `actor` may read it; NotFound otherwise,
     whether it is missing or private."""
+    heading = await issue_heading(session, actor, key)
+    return await get_issue(session, actor, heading.project.id, heading.number)
+
+
+@dataclass
+class IssueHeading:
+    """What names an issue, and what its page is kept by: its project (with the counter that
+    every change bumps) and whether the viewer watches it."""
+
+    id: int
+    number: int
+    title: str
+    project: Project
+    watching: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.project.key}-{self.number}"
+
+
+async def issue_heading(session: AsyncSession, actor: User | None, key: str) -> IssueHeading:
+    """The heading of the issue named `key` if `actor` may read it (two light queries), else
+    NotFound, whether it is missing or private."""
     project_key, _, number = key.upper().rpartition("-")
-    # The whole row: the access check that follows finds it in the identity map.
-    project = await session.scalar(select(Project).where(Project.key == project_key))
-    if project is None or not number.isdigit():
+    if not number.isdigit():
         raise NotFound(f"No issue {key}.")
-    return await get_issue(session, actor, project.id, int(number))
+    project = await find_readable_project(
+        session, actor, Project.key == project_key, missing=f"No issue {key}."
+    )
+    query = select(Issue.id, Issue.title).where(
+        Issue.project_id == project.id, Issue.number == int(number)
+    )
+    if actor is not None:
+        query = query.add_columns(Watcher.watching).outerjoin(
+            Watcher, and_(Watcher.issue_id == Issue.id, Watcher.user_id == actor.id)
+        )
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        raise NotFound(f"No issue {project.key}-{int(number)}.")
+    watching = bool(row[2]) if actor is not None else False
+    return IssueHeading(row.id, int(number), row.title, project, watching)
 
 
 @dataclass

@@ -13,7 +13,12 @@ from app.db import utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.models import Issue, Label, Membership, Project, Role, User, WorkflowStatus
 from app.models.issue import DEFAULT_WORKFLOW, StatusCategory
-from app.services.access import readable_project, require_validated, role_in
+from app.services.access import (
+    find_readable_project,
+    readable_project,
+    require_validated,
+    role_in,
+)
 from app.services.activity import record_activity
 from app.services.text import storable
 from app.services.transaction import use_case
@@ -46,11 +51,9 @@ def _name(name: str, what: str = "A project", limit: int = 100) -> str:
 
 async def project_by_key(session: AsyncSession, viewer: User | None, key: str) -> Project:
     """The project if `viewer` may read it; NotFound for a missing or private one alike."""
-    # The whole row: the access check that follows finds it in the identity map.
-    project = await session.scalar(select(Project).where(Project.key == key.upper()))
-    if project is None:
-        raise NotFound("No such project.")
-    return await readable_project(session, viewer, project.id)
+    return await find_readable_project(
+        session, viewer, Project.key == key.upper(), missing="No such project."
+    )
 
 
 def _readable_by(viewer: User | None) -> ColumnElement[bool]:
@@ -409,6 +412,15 @@ async def save_label(
         if label is None or label.project_id != project.id:
             raise NotFound("No such label.")
         label.name, label.color = name, color
+    await session.flush()  # the new label's id, for the event
+    # In the log like any other change: pages kept by the project's counter show labels.
+    await record_activity(
+        session,
+        project,
+        actor,
+        "project.labels_changed",
+        payload={"saved": {"id": label.id, "name": name, "color": color}},
+    )
     await session.commit()
     return label
 
@@ -420,6 +432,13 @@ async def delete_label(session: AsyncSession, actor: User, project_id: int, labe
     if label is None or label.project_id != project.id:
         raise NotFound("No such label.")
     await session.delete(label)
+    await record_activity(
+        session,
+        project,
+        actor,
+        "project.labels_changed",
+        payload={"removed": {"id": label.id, "name": label.name}},
+    )
     await session.commit()
 
 

@@ -31,6 +31,7 @@ EVENT_KINDS = (
     "member.removed",
     "project.updated",
     "project.workflow_changed",
+    "project.labels_changed",
     "project.archived",
     "project.unarchived",
 )

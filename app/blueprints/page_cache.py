@@ -1,0 +1,129 @@
+"""The main part of a project's pages, rendered once per state of the project and viewer.
+
+Every change to a project (an issue, a comment, its workflow, labels or members) is written to
+its event log in the change's own transaction, and bumps `project.last_event_seq` there. So a
+page part keyed by that number, read in the request's access check, is stale only if the row
+is: each worker keeps parts it has rendered and serves them again until the project moves on.
+What the log does not cover is in the key (the viewer, whether they may write, or watch) or is
+bounded by an age: people's names and other projects' issues named in the text (decision 0012).
+
+Forms in a shared part carry a placeholder for the CSRF token, filled in per request, because
+the token belongs to the browser's session, not to the viewer.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+from markupsafe import Markup
+from quart import Quart, current_app, g, request
+
+from app.blueprints.guards import csrf_token
+from app.models import Project, User
+
+PartKey = tuple[Hashable, ...]
+
+
+class PageCache:
+    """A per-worker memory of rendered page parts, least recently used first out, bounded by
+    their total size and their age."""
+
+    def __init__(self, max_bytes: int, max_age_seconds: float) -> None:
+        self.max_bytes = max_bytes
+        self.max_age_seconds = max_age_seconds
+        self.parts: OrderedDict[PartKey, tuple[float, str]] = OrderedDict()
+        self.size = 0
+        self.renders = 0  # parts actually rendered (tests count them)
+        # Random per worker, so that no text a user writes can stand for the token.
+        self.csrf_placeholder = f"csrf-{secrets.token_urlsafe(18)}"
+
+    def get(self, key: PartKey) -> str | None:
+        found = self.parts.get(key)
+        if found is None:
+            return None
+        made_at, html = found
+        if time.monotonic() - made_at > self.max_age_seconds:
+            self._drop(key)
+            return None
+        self.parts.move_to_end(key)
+        return html
+
+    def put(self, key: PartKey, html: str) -> None:
+        if key in self.parts:
+            self._drop(key)
+        if len(html) > self.max_bytes:
+            return
+        self.parts[key] = (time.monotonic(), html)
+        self.size += len(html)
+        while self.size > self.max_bytes:
+            self._drop(next(iter(self.parts)))
+
+    def forget(self, key: PartKey) -> None:
+        if key in self.parts:
+            self._drop(key)
+
+    def clear(self) -> None:
+        self.parts.clear()
+        self.size = 0
+
+    def _drop(self, key: PartKey) -> None:
+        _, html = self.parts.pop(key)
+        self.size -= len(html)
+
+
+def project_part_key(
+    kind: str, project: Project, viewer: User, writable: bool, *more: Hashable
+) -> PartKey:
+    """The key of a project page's part: the project's state, and who looks at it. The viewer's
+    own name is in it so that someone who renames themselves sees it at once on their pages."""
+    state = (project.id, project.last_event_seq)
+    return (kind, *state, viewer.id, viewer.display_name, writable, *more)
+
+
+def page_cache() -> PageCache:
+    return current_app.extensions["page_cache"]
+
+
+def template_csrf_token() -> str:
+    """What templates call for the CSRF token: the placeholder while a shared part renders."""
+    if g.get("rendering_shared_part"):
+        return page_cache().csrf_placeholder
+    return csrf_token()
+
+
+async def render_part(template: str, **context: Any) -> str:
+    """A partial rendered without the page's context processors (the sidebar's queries): it
+    sees the app's globals, the request and what it is given."""
+    template_ = current_app.jinja_env.get_template(template)
+    return await template_.render_async(request=request, **context)
+
+
+async def cached_part(key: PartKey | None, render: Callable[[], Awaitable[str]]) -> Markup:
+    """The part `render` makes, from the cache when it holds `key`, with this request's CSRF
+    token in its forms. A key of None renders afresh and keeps nothing (an error shown once).
+    """
+    cache = page_cache()
+    html = cache.get(key) if key is not None else None
+    if html is None:
+        g.rendering_shared_part = True
+        try:
+            html = await render()
+        finally:
+            g.rendering_shared_part = False
+        cache.renders += 1
+        if key is not None:
+            cache.put(key, html)
+    # Safe: the part's template escaped what it shows, and the token is ours.
+    return Markup(html.replace(cache.csrf_placeholder, csrf_token()))  # noqa: S704
+
+
+def init_app(app: Quart) -> None:
+    app.extensions["page_cache"] = PageCache(
+        app.config["PAGE_CACHE_BYTES"], app.config["PAGE_CACHE_SECONDS"]
+    )
+    # After guards.init_app, whose token function this wraps.
+    app.jinja_env.globals["csrf_token"] = template_csrf_token
