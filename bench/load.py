@@ -306,6 +306,10 @@ async def pages(arguments: argparse.Namespace, app: Quart, environment: dict[str
                     Browser(app_server.port, world.logins[logins[n % len(logins)]])
                     for n in range(concurrency)
                 ]
+                # Connections are opened one request at a time for both servers alike: a burst
+                # of connects can all land on one of several workers (whichever accepts first).
+                for browser in ceiling:
+                    await browser.get("/")
                 for browser in browsers:
                     await browser.learn_csrf("/account/")
                 if not notes:

@@ -16,7 +16,7 @@ from app.blueprints.guards import current_account
 from app.blueprints.page_cache import page_cache, render_part
 from app.db import get_session
 from app.markdown import render_markdown
-from app.services import projects, search
+from app.services import projects
 from app.services.notifications import describe
 
 
@@ -60,18 +60,10 @@ def init_app(app: Quart) -> None:
         session = get_session()
         view_args = request.view_args or {}
         current_key = view_args.get("key", "").split("-")[0].upper() or None
-        content = {
-            "projects": await projects.member_projects(session, viewer),
-            "saved": await search.list_saved_searches(session, viewer),
-            "current_key": current_key,
-        }
+        links = await projects.navigation(session, viewer)
+        content = {"projects": links.projects, "saved": links.saved, "current_key": current_key}
         # Kept under its own content, so it can never be stale: only its rendering is saved.
-        key = (
-            "sidebar",
-            tuple((link.key, link.name) for link in content["projects"]),
-            tuple((saved.name, saved.query) for saved in content["saved"]),
-            current_key,
-        )
+        key = ("sidebar", tuple(links.projects), tuple(links.saved), current_key)
         cache = page_cache()
         html = cache.get(key)
         if html is None:

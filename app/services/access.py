@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, event, select
+from sqlalchemy import ColumnElement, Row, Select, and_, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -59,20 +59,35 @@ async def find_readable_project(
     query: the viewer's role comes with the row and is remembered for the later checks."""
     # Fresh even if this request loaded it before: pages key what they keep on its counters.
     query = select(Project).where(condition).execution_options(populate_existing=True)
-    if user is not None:
-        query = query.add_columns(Membership.role).outerjoin(
-            Membership, and_(Membership.project_id == Project.id, Membership.user_id == user.id)
-        )
+    query = with_role_of(user, query)
     row = (await session.execute(query)).one_or_none()
     if row is None:
         raise NotFound(missing)
     project = row[0]
+    await require_readable(session, user, project, row, missing=missing)
+    return project
+
+
+def with_role_of(user: User | None, query: Select[Any]) -> Select[Any]:
+    """`query` (which selects from project) with the user's role in it as a last column, named
+    `role` (None for non-members); for require_readable."""
+    if user is None:
+        return query
+    return query.add_columns(Membership.role.label("role")).outerjoin(
+        Membership, and_(Membership.project_id == Project.id, Membership.user_id == user.id)
+    )
+
+
+async def require_readable(
+    session: AsyncSession, user: User | None, project: Project, row: Row[Any], *, missing: str
+) -> None:
+    """NotFound(`missing`) unless `user` may read `project`, read by a query made
+    `with_role_of(user)`; the role is remembered for the checks that follow."""
     if user is not None:
         roles: dict[tuple[int, int], Role | None] = session.info.setdefault(_ROLES, {})
-        roles[(user.id, project.id)] = Role(row[1]) if row[1] else None
+        roles[(user.id, project.id)] = Role(row.role) if row.role else None
     if not project.is_public and await role_in(session, user, project.id) is None:
         raise NotFound(missing)
-    return project
 
 
 def require_validated(user: User) -> None:

@@ -28,7 +28,12 @@ from app.models import (
 from app.models.issue import POSITION_STEP, IssueType, Priority
 from app.models.user import initials_of
 from app.services import notifications, search
-from app.services.access import find_readable_project, readable_project, writable_project
+from app.services.access import (
+    readable_project,
+    require_readable,
+    with_role_of,
+    writable_project,
+)
 from app.services.activity import record_activity, take_project_counters
 from app.services.text import storable
 from app.services.transaction import use_case
@@ -254,25 +259,31 @@ class IssueHeading:
 
 
 async def issue_heading(session: AsyncSession, actor: User | None, key: str) -> IssueHeading:
-    """The heading of the issue named `key` if `actor` may read it (two light queries), else
-    NotFound, whether it is missing or private."""
+    """The heading of the issue named `key` if `actor` may read it (one query, with the
+    viewer's role), else NotFound, whether it is missing or private."""
     project_key, _, number = key.upper().rpartition("-")
+    missing = f"No issue {key}."
     if not number.isdigit():
-        raise NotFound(f"No issue {key}.")
-    project = await find_readable_project(
-        session, actor, Project.key == project_key, missing=f"No issue {key}."
-    )
-    query = select(Issue.id, Issue.title).where(
-        Issue.project_id == project.id, Issue.number == int(number)
+        raise NotFound(missing)
+    here = and_(Issue.project_id == Project.id, Issue.number == int(number))
+    query = (
+        select(Project, Issue.id, Issue.title)
+        .outerjoin(Issue, here)
+        .where(Project.key == project_key)
+        # Fresh even if this request loaded it before: the page is kept on its counter.
+        .execution_options(populate_existing=True)
     )
     if actor is not None:
-        query = query.add_columns(Watcher.watching).outerjoin(
-            Watcher, and_(Watcher.issue_id == Issue.id, Watcher.user_id == actor.id)
-        )
-    row = (await session.execute(query)).one_or_none()
+        watched = and_(Watcher.issue_id == Issue.id, Watcher.user_id == actor.id)
+        query = query.add_columns(Watcher.watching).outerjoin(Watcher, watched)
+    row = (await session.execute(with_role_of(actor, query))).one_or_none()
     if row is None:
-        raise NotFound(f"No issue {project.key}-{int(number)}.")
-    watching = bool(row[2]) if actor is not None else False
+        raise NotFound(missing)
+    project = row[0]
+    await require_readable(session, actor, project, row, missing=missing)
+    if row.id is None:
+        raise NotFound(missing)
+    watching = bool(row.watching) if actor is not None else False
     return IssueHeading(row.id, int(number), row.title, project, watching)
 
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, literal, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
-from app.models import Issue, Label, Membership, Project, Role, User, WorkflowStatus
+from app.models import (
+    Issue,
+    Label,
+    Membership,
+    Project,
+    Role,
+    SavedSearch,
+    User,
+    WorkflowStatus,
+)
 from app.models.issue import DEFAULT_WORKFLOW, StatusCategory
 from app.services.access import (
     find_readable_project,
@@ -95,6 +104,58 @@ async def visible_projects_page(
 class ProjectLink:
     key: str
     name: str
+
+
+@dataclass(frozen=True)
+class SavedSearchLink:
+    name: str
+    query: str
+
+
+@dataclass(frozen=True)
+class Navigation:
+    """What the sidebar links to: the viewer's first projects and their saved searches."""
+
+    projects: list[ProjectLink]
+    saved: list[SavedSearchLink]
+
+
+async def navigation(session: AsyncSession, viewer: User, *, limit: int = 30) -> Navigation:
+    """The sidebar of every page, in one query: member_projects and the saved searches."""
+    first_projects = (
+        select(
+            literal(0).label("part"),
+            Project.name.label("sort_name"),
+            Project.id.label("sort_id"),
+            Project.key.label("first"),
+            Project.name.label("second"),
+        )
+        .join(Membership, Membership.project_id == Project.id)
+        .where(Membership.user_id == viewer.id, Project.archived_at.is_(None))
+        .order_by(Project.name, Project.id)
+        .limit(limit)
+        .subquery()
+    )
+    saved = select(
+        literal(1),
+        func.lower(SavedSearch.name),
+        SavedSearch.id,
+        SavedSearch.name,
+        SavedSearch.query,
+    ).where(SavedSearch.user_id == viewer.id)
+    both = union_all(select(first_projects), saved).subquery()
+    rows = await session.execute(
+        select(both.c.part, both.c.first, both.c.second).order_by(
+            both.c.part, both.c.sort_name, both.c.sort_id
+        )
+    )
+    links = Navigation([], [])
+    for part, first, second in rows:
+        if part == 0:
+            links.projects.append(ProjectLink(first, second))
+        else:
+            links.saved.append(SavedSearchLink(first, second))
+    return links
 
 
 async def member_projects(
