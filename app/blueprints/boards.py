@@ -99,7 +99,7 @@ async def board(key: str) -> str:
             "boards/_board.html",
             project=project,
             columns=columns,
-            card_html=await cards.for_board(session, project.key, columns),
+            card_html=cards.for_board(project.key, columns),
             lanes=lanes_by_assignee(columns) if with_lanes else None,
             can_write=writable,
         )

@@ -718,6 +718,9 @@ class BoardCard:
     version: int
     status_id: int
     position: int
+    title: str
+    type: str
+    priority: str
     assignee: tuple[str, str, str] | None  # handle, display name, initials
     labels: tuple[tuple[int, str, str], ...]  # id, name, colour
 
@@ -761,6 +764,9 @@ async def board(
             Issue.version,
             Issue.status_id,
             Issue.position,
+            Issue.title,
+            Issue.type,
+            Issue.priority,
             User.handle,
             User.display_name,
             User.email,
@@ -785,7 +791,9 @@ async def board(
         for issue_id, label_id, name, color in label_rows:
             labels.setdefault(issue_id, []).append((label_id, name, color))
     by_status: dict[int, list[BoardCard]] = {status.id: [] for status in statuses}
-    for issue_id, number, version, status_id, position, handle, name, email in rows:
+    for row in rows:
+        issue_id, number, version, status_id, position, title, type_, priority = row[:8]
+        handle, name, email = row[8:]
         by_status[status_id].append(
             BoardCard(
                 id=issue_id,
@@ -793,8 +801,12 @@ async def board(
                 version=version,
                 status_id=status_id,
                 position=position,
+                title=title,
+                type=type_,
+                priority=priority,
                 assignee=(handle, name, initials_of(name, email)) if handle else None,
-                labels=tuple(labels.get(issue_id, ())),
+                # By name as Python orders it, as a live event's card does (not by collation).
+                labels=tuple(sorted(labels.get(issue_id, ()), key=lambda la: (la[1], la[0]))),
             )
         )
     for cards in by_status.values():

@@ -83,3 +83,34 @@ async def test_a_card_moved_by_a_renumbering_shows_its_new_position(app: Quart) 
 
 async def board_page(t) -> str:
     return await (await t.owner_client.get("/p/LIVE/board")).get_data(as_text=True)
+
+
+async def test_a_board_row_and_a_loaded_issue_make_the_same_card(app: Quart) -> None:
+    t = await team(app)
+    async with await session_of(app) as session:
+        zebra = await projects.save_label(
+            session, t.owner, t.project_id, name="zebra", color="#000000"
+        )
+        alpha = await projects.save_label(
+            session, t.owner, t.project_id, name="alpha", color="#ffffff"
+        )
+        made = await issues.create_issue(
+            session, t.owner, t.project_id, title="Tabs & <spaces>", priority="high", type="bug"
+        )
+        await issues.update_issue(
+            session,
+            t.owner,
+            made.id,
+            IssueChanges(label_ids=[zebra.id, alpha.id], assignee_id=t.member.id),
+            expected_version=made.version,
+        )
+        columns = await issues.board(session, t.owner, t.project_id)
+        loaded = await issues.get_issue(session, t.owner, t.project_id, made.number)
+    cards = app.extensions["cards"]
+    from_row = cards.for_board("LIVE", columns)[made.id]
+    cards.cards.clear()
+    from_issue = await cards.render(loaded)
+    assert from_row == from_issue
+    assert "Tabs &amp; &lt;spaces&gt;" in from_row and "<spaces>" not in from_row
+    assert from_row.index("alpha") < from_row.index("zebra")
+    assert 'data-assignee-name="Member"' in from_row and ">High<" in from_row
