@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, event, select
+from sqlalchemy import and_, bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -52,40 +52,43 @@ async def readable_project(session: AsyncSession, user: User | None, project_id:
     return project
 
 
-async def find_readable_project(
-    session: AsyncSession, user: User | None, condition: ColumnElement[bool], *, missing: str
-) -> Project:
-    """The project matching `condition` if `user` may read it, else NotFound(`missing`). One
-    query: the viewer's role comes with the row and is remembered for the later checks."""
+# The project and the viewer's role in it, in one row: the first query of every project page.
+# Built once, with the viewer as a parameter (None matches no membership): building a statement
+# costs more than running it.
+PROJECT_WITH_ROLE = (
+    select(Project, Membership.role.label("role"))
+    .outerjoin(
+        Membership,
+        and_(Membership.project_id == Project.id, Membership.user_id == bindparam("viewer_id")),
+    )
     # Fresh even if this request loaded it before: pages key what they keep on its counters.
-    query = select(Project).where(condition).execution_options(populate_existing=True)
-    query = with_role_of(user, query)
-    row = (await session.execute(query)).one_or_none()
+    .execution_options(populate_existing=True)
+)
+PROJECT_BY_KEY = PROJECT_WITH_ROLE.where(Project.key == bindparam("project_key"))
+
+
+async def project_by_key(
+    session: AsyncSession, user: User | None, key: str, *, missing: str
+) -> Project:
+    """The project called `key` if `user` may read it, else NotFound(`missing`). One query: the
+    viewer's role comes with the row and is remembered for the later checks."""
+    parameters = {"viewer_id": user.id if user else None, "project_key": key.upper()}
+    row = (await session.execute(PROJECT_BY_KEY, parameters)).one_or_none()
     if row is None:
         raise NotFound(missing)
     project = row[0]
-    await require_readable(session, user, project, row, missing=missing)
+    await require_readable(session, user, project, row.role, missing=missing)
     return project
 
 
-def with_role_of(user: User | None, query: Select[Any]) -> Select[Any]:
-    """`query` (which selects from project) with the user's role in it as a last column, named
-    `role` (None for non-members); for require_readable."""
-    if user is None:
-        return query
-    return query.add_columns(Membership.role.label("role")).outerjoin(
-        Membership, and_(Membership.project_id == Project.id, Membership.user_id == user.id)
-    )
-
-
 async def require_readable(
-    session: AsyncSession, user: User | None, project: Project, row: Row[Any], *, missing: str
+    session: AsyncSession, user: User | None, project: Project, role: str | None, *, missing: str
 ) -> None:
-    """NotFound(`missing`) unless `user` may read `project`, read by a query made
-    `with_role_of(user)`; the role is remembered for the checks that follow."""
+    """NotFound(`missing`) unless `user` may read `project`, whose `role` for them was read with
+    it (PROJECT_WITH_ROLE); the role is remembered for the checks that follow."""
     if user is not None:
         roles: dict[tuple[int, int], Role | None] = session.info.setdefault(_ROLES, {})
-        roles[(user.id, project.id)] = Role(row.role) if row.role else None
+        roles[(user.id, project.id)] = Role(role) if role else None
     if not project.is_public and await role_in(session, user, project.id) is None:
         raise NotFound(missing)
 

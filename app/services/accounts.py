@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -393,18 +393,20 @@ def _is_live(auth_session: AuthSession, settings: AccountSettings, now: datetime
     )
 
 
+# Every logged-in request's first query: built once (see access.PROJECT_WITH_ROLE).
+SESSION_AND_USER = (
+    select(AuthSession, User)
+    .join(User, User.id == AuthSession.user_id)
+    .where(AuthSession.token_digest == bindparam("digest"))
+)
+
+
 async def resume_session(
     session: AsyncSession, settings: AccountSettings, secret: str
 ) -> tuple[AuthSession, User] | None:
     """The live session and its user for a cookie's secret, or None when it is unknown,
     revoked, idle too long or past its absolute lifetime."""
-    row = (
-        await session.execute(
-            select(AuthSession, User)
-            .join(User, User.id == AuthSession.user_id)
-            .where(AuthSession.token_digest == token_digest(secret))
-        )
-    ).one_or_none()
+    row = (await session.execute(SESSION_AND_USER, {"digest": token_digest(secret)})).one_or_none()
     if row is None:
         return None
     auth_session, user = row

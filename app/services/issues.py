@@ -29,9 +29,9 @@ from app.models.issue import POSITION_STEP, IssueType, Priority
 from app.models.user import initials_of
 from app.services import notifications, search
 from app.services.access import (
+    PROJECT_WITH_ROLE,
     readable_project,
     require_readable,
-    with_role_of,
     writable_project,
 )
 from app.services.activity import record_activity, take_project_counters
@@ -258,33 +258,38 @@ class IssueHeading:
         return f"{self.project.key}-{self.number}"
 
 
+# An issue page's first query, built once (see access.PROJECT_WITH_ROLE).
+ISSUE_HEADING = (
+    PROJECT_WITH_ROLE.add_columns(Issue.id, Issue.title, Watcher.watching)
+    .outerjoin(Issue, and_(Issue.project_id == Project.id, Issue.number == bindparam("number")))
+    .outerjoin(
+        Watcher,
+        and_(Watcher.issue_id == Issue.id, Watcher.user_id == bindparam("viewer_id")),
+    )
+    .where(Project.key == bindparam("project_key"))
+)
+
+
 async def issue_heading(session: AsyncSession, actor: User | None, key: str) -> IssueHeading:
     """The heading of the issue named `key` if `actor` may read it (one query, with the
     viewer's role), else NotFound, whether it is missing or private."""
     project_key, _, number = key.upper().rpartition("-")
     missing = f"No issue {key}."
-    if not number.isdigit():
+    if not number.isdigit() or len(number) > 9:
         raise NotFound(missing)
-    here = and_(Issue.project_id == Project.id, Issue.number == int(number))
-    query = (
-        select(Project, Issue.id, Issue.title)
-        .outerjoin(Issue, here)
-        .where(Project.key == project_key)
-        # Fresh even if this request loaded it before: the page is kept on its counter.
-        .execution_options(populate_existing=True)
-    )
-    if actor is not None:
-        watched = and_(Watcher.issue_id == Issue.id, Watcher.user_id == actor.id)
-        query = query.add_columns(Watcher.watching).outerjoin(Watcher, watched)
-    row = (await session.execute(with_role_of(actor, query))).one_or_none()
+    parameters = {
+        "viewer_id": actor.id if actor else None,
+        "project_key": project_key,
+        "number": int(number),
+    }
+    row = (await session.execute(ISSUE_HEADING, parameters)).one_or_none()
     if row is None:
         raise NotFound(missing)
     project = row[0]
-    await require_readable(session, actor, project, row, missing=missing)
+    await require_readable(session, actor, project, row.role, missing=missing)
     if row.id is None:
         raise NotFound(missing)
-    watching = bool(row.watching) if actor is not None else False
-    return IssueHeading(row.id, int(number), row.title, project, watching)
+    return IssueHeading(row.id, int(number), row.title, project, bool(row.watching))
 
 
 @dataclass
