@@ -60,7 +60,9 @@ def utcnow() -> datetime:
 SQLITE_BEGIN_OPTION = "issues_sqlite_begin"
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 15, max_overflow: int = 5
+) -> AsyncEngine:
     """An engine with the per-backend settings that keep SQLite honest."""
     if url.startswith("sqlite"):
         in_memory = url.rstrip("/").endswith(":memory:") or url in (
@@ -74,7 +76,9 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
         engine = create_async_engine(url, echo=echo, **kwargs)
         _make_sqlite_transactional(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+    )
 
 
 def _make_sqlite_transactional(engine: AsyncEngine) -> None:
@@ -109,9 +113,11 @@ async def begin_writing(session: AsyncSession) -> None:
 class Database:
     """The engine and session factory an app uses; made in create_app, disposed after serving."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 5) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 15, max_overflow: int = 5
+    ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo, pool_size=pool_size)
+        self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -127,6 +133,7 @@ def init_app(app: Quart) -> None:
         app.config["DATABASE_URL"],
         echo=app.config["DATABASE_ECHO"],
         pool_size=app.config["DATABASE_POOL_SIZE"],
+        max_overflow=app.config["DATABASE_MAX_OVERFLOW"],
     )
     app.extensions["database"] = database
 
