@@ -5,7 +5,8 @@ at a time, as one logged-in bench user (the same pages as bench.load). It prints
 wall and CPU milliseconds per request of this process (the database server's own time is not in
 the CPU column), and the same of bench.ceiling's route, so that the cost of a page can be read as
 a multiple of the stack's ceiling before any load is put on it. With --profile NAME it prints
-pyinstrument's tree of that page's requests.
+pyinstrument's tree of that page's requests; with --cold every request renders its page part
+again, as the first view after a change does (the board's cards stay cached).
 
     .venv/bin/python -m bench.profile --database-url postgresql://postgres@127.0.0.1/issues_bench
 """
@@ -37,7 +38,9 @@ class Timing:
     size: int
 
 
-async def time_page(app: Quart, name: str, paths: list[str], cookies: dict[str, str], runs: int):
+async def time_page(
+    app: Quart, name: str, paths: list[str], cookies: dict[str, str], runs: int, *, cold: bool
+) -> Timing:
     client = app.test_client()
     for cookie, value in cookies.items():
         client.set_cookie("127.0.0.1", cookie, value)
@@ -45,7 +48,10 @@ async def time_page(app: Quart, name: str, paths: list[str], cookies: dict[str, 
         await client.get(path)
     status, size = 0, 0
     wall, cpu = time.perf_counter(), time.process_time()
+    kept = app.extensions.get("page_cache")
     for n in range(runs):
+        if cold and kept is not None:
+            kept.clear()  # every view as the first one since the project changed
         response = await client.get(paths[n % len(paths)])
         status, size = response.status_code, len(await response.get_data())
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -76,7 +82,9 @@ async def main(arguments: argparse.Namespace) -> None:
 
                 profiler = Profiler(interval=0.0005, async_mode="disabled")
                 profiler.start()
-            timings.append(await time_page(target, name, paths, cookies, arguments.runs))
+            timings.append(
+                await time_page(target, name, paths, cookies, arguments.runs, cold=arguments.cold)
+            )
             if name == arguments.profile and profiler is not None:
                 profiler.stop()
         base = next((t.cpu_ms for t in timings if t.name == "ceiling"), None)
@@ -101,6 +109,9 @@ if __name__ == "__main__":
         "--pages", type=lambda text: text.split(","), default="ceiling,board,issue,list,search"
     )
     parser.add_argument("--profile", default="", help="a page to profile with pyinstrument")
+    parser.add_argument(
+        "--cold", action="store_true", help="forget kept page parts before every request"
+    )
     parser.add_argument("--list-query", default="is:open sort:updated-desc")
     parser.add_argument("--search-query", default="webhook")
     asyncio.run(main(parser.parse_args()))

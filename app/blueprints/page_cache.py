@@ -97,9 +97,11 @@ def template_csrf_token() -> str:
 
 async def render_part(template: str, **context: Any) -> str:
     """A partial rendered without the page's context processors (the sidebar's queries): it
-    sees the app's globals, the request and what it is given."""
-    template_ = current_app.jinja_env.get_template(template)
-    return await template_.render_async(request=request, **context)
+    sees the app's globals, the request and what it is given. Parts call nothing asynchronous,
+    and a synchronous render of the issue page's macros takes half the time of Quart's
+    asynchronous one (the environment shares the app's loader, globals and filters)."""
+    templates = current_app.extensions["part_templates"]
+    return templates.get_template(template).render(request=request, **context)
 
 
 async def cached_part(key: PartKey | None, render: Callable[[], Awaitable[str]]) -> Markup:
@@ -127,3 +129,4 @@ def init_app(app: Quart) -> None:
     )
     # After guards.init_app, whose token function this wraps.
     app.jinja_env.globals["csrf_token"] = template_csrf_token
+    app.extensions["part_templates"] = app.jinja_env.overlay(enable_async=False)
