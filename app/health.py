@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from quart import Quart
@@ -43,6 +44,31 @@ class Readiness:
         if not state.current:
             log.warning("the database schema is ahead of this code (%s)", ", ".join(state.database))
         self.schema_ok = True
+        await self.warn_of_a_small_connection_limit()
+
+    async def warn_of_a_small_connection_limit(self) -> None:
+        """Say so at start when the workers' pools could ask PostgreSQL for more connections
+        than it allows (each worker: its pool, its overflow and its live listener)."""
+        engine = self.database.engine
+        if engine.dialect.name != "postgresql":
+            return
+        workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+        pool = engine.pool
+        per_worker = pool.size() + pool._max_overflow + 1  # type: ignore[attr-defined]
+        try:
+            async with asyncio.timeout(STARTUP_CHECK_SECONDS), engine.connect() as connection:
+                allowed = int((await connection.execute(text("SHOW max_connections"))).scalar())
+        except Exception:  # only advice: no answer, no advice
+            return
+        if workers * per_worker > allowed - 3:  # PostgreSQL keeps 3 for superusers
+            log.warning(
+                "%d workers may open %d connections each (DATABASE_POOL_SIZE + "
+                "DATABASE_MAX_OVERFLOW + 1), more than PostgreSQL's max_connections (%d) allows: "
+                "lower them or raise max_connections (docs/deploy.md)",
+                workers,
+                per_worker,
+                allowed,
+            )
 
     async def report(self, listener: Any | None) -> dict[str, str]:
         """`listener`: the worker's PostgresListener (None on SQLite, which needs none)."""

@@ -1,4 +1,5 @@
-"""The Procfile's web: line, run as a platform runs it: hypercorn with hypercorn.toml."""
+"""The Procfile's web: line, run as a platform runs it: hypercorn with hypercorn.toml; and the
+start-up advice on PostgreSQL's connection limit."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from app import schema
-from app.db import create_engine
+from app.config import normalise_database_url
+from app.db import Database, create_engine
+from app.health import Readiness
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB_LINE = re.search(r"^web: (.+)$", (ROOT / "Procfile").read_text(), re.MULTILINE).group(1)
@@ -126,3 +129,19 @@ async def test_the_server_refuses_a_database_behind_the_code(
         # pgjones/hypercorn#269: the systemd unit of docs/deploy.md restarts it always.)
         await asyncio.wait_for(process.wait(), 30)
     assert "run `alembic upgrade head`" in log.read_text()
+
+
+@pytest.mark.postgresql_only  # the pools are PostgreSQL's
+async def test_start_up_warns_when_the_pools_could_exceed_max_connections(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database(normalise_database_url(database_url), pool_size=15, max_overflow=5)
+    try:
+        monkeypatch.setenv("WEB_CONCURRENCY", "2")
+        await Readiness(database).warn_of_a_small_connection_limit()
+        assert "max_connections" not in caplog.text  # 2 x 21 of 100
+        monkeypatch.setenv("WEB_CONCURRENCY", "8")
+        await Readiness(database).warn_of_a_small_connection_limit()
+        assert "8 workers may open 21 connections each" in caplog.text  # 168 of 100
+    finally:
+        await database.dispose()

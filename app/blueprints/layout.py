@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from flask.templating import _default_template_ctx_processor as flask_default_context
+import flask.templating
 from markupsafe import Markup
 from quart import Quart, request
 from werkzeug.datastructures import MultiDict
@@ -76,6 +76,9 @@ def run_context_processors_in_the_loop(app: Quart) -> None:
     """Each blueprint carries Flask's synchronous default context processor, which Quart runs
     in a thread on every render; Quart's own asynchronous one already gives templates the same
     g, request and session. Call after the blueprints are registered."""
+    flask_default = getattr(flask.templating, "_default_template_ctx_processor", None)
+    if flask_default is None:  # a Flask without it: nothing to take out
+        return
     for name, processors in app.template_context_processors.items():
         if name is not None:
-            processors[:] = [p for p in processors if p is not flask_default_context]
+            processors[:] = [p for p in processors if p is not flask_default]

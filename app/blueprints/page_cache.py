@@ -24,13 +24,14 @@ from quart import Quart, current_app, g, request
 
 from app.blueprints.guards import csrf_token
 from app.models import Project, User
+from app.templating import synchronous_templates
 
 PartKey = tuple[Hashable, ...]
 
 
 class PageCache:
     """A per-worker memory of rendered page parts, least recently used first out, bounded by
-    their total size and their age."""
+    their total size (in characters: bytes for ASCII pages) and their age."""
 
     def __init__(self, max_bytes: int, max_age_seconds: float) -> None:
         self.max_bytes = max_bytes
@@ -129,4 +130,4 @@ def init_app(app: Quart) -> None:
     )
     # After guards.init_app, whose token function this wraps.
     app.jinja_env.globals["csrf_token"] = template_csrf_token
-    app.extensions["part_templates"] = app.jinja_env.overlay(enable_async=False)
+    app.extensions["part_templates"] = synchronous_templates(app.jinja_env)

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from app.models import Issue
 from app.services.issues import BoardCard, BoardColumn
+from app.templating import synchronous_templates
 
 CARD_TEMPLATE = "boards/_card.html"
 
@@ -123,7 +124,7 @@ class CardCache:
     def __init__(self, templates: Environment, size: int = 50_000) -> None:
         # The card needs nothing asynchronous: a synchronous render of a small template costs a
         # fraction of an asynchronous one, and a cold board renders hundreds.
-        self.templates = templates.overlay(enable_async=False)
+        self.templates = synchronous_templates(templates)
         self.size = size
         self.cards: OrderedDict[CardKey, Markup] = OrderedDict()
         self.renders = 0  # how many cards were actually rendered (tests count them)

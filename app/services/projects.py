@@ -29,7 +29,7 @@ from app.services.access import (
     require_validated,
     role_in,
 )
-from app.services.activity import record_activity
+from app.services.activity import record_activity, take_project_counters
 from app.services.text import storable
 from app.services.transaction import use_case
 
@@ -463,6 +463,9 @@ async def save_label(
 ) -> Label:
     """Create a label, or rename and recolour one (label_id given)."""
     project = await _managed_project(session, actor, project_id)
+    # The project's row first, as every writer takes it (take_project_counters): renaming a
+    # label locks it as a key, which an issue being labelled at the same moment waits for.
+    await take_project_counters(session, project.id)
     name, color = _name(name, "A label", 50), _color(color)
     clash = select(Label.id).where(
         Label.project_id == project.id, func.lower(Label.name) == name.lower()
@@ -495,6 +498,7 @@ async def save_label(
 @use_case
 async def delete_label(session: AsyncSession, actor: User, project_id: int, label_id: int) -> None:
     project = await _managed_project(session, actor, project_id)
+    await take_project_counters(session, project.id)  # the lock order: see save_label
     label = await session.get(Label, label_id)
     if label is None or label.project_id != project.id:
         raise NotFound("No such label.")
