@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from app.blueprints.forms import form_text
 from app.blueprints.guards import current_account, login_required, safe_next
+from app.blueprints.page_cache import cached_part, page_cache, render_part
 from app.db import get_session
 from app.errors import Forbidden, Invalid, NotFound
 from app.models import Project, User
@@ -66,30 +67,47 @@ async def my_issues() -> str:
 @login_required
 async def search_page() -> tuple[str, int]:
     session = get_session()
+    viewer = _viewer()
     query_text = request.args.get("q", "")
     project = await _project_for(request.args.get("project"))
-    error, found, next_cursor, total = None, [], None, 0
-    if query_text.strip():
-        try:
-            page = await search.search_issues(
-                session, _viewer(), query_text, project=project, after=request.args.get("after")
-            )
-            found, next_cursor = page.issues, page.next_cursor
-            total = await search.count_issues(
-                session, _viewer(), page.query, project=project, up_to=SEARCH_COUNT_LIMIT
-            )
-        except Invalid as refusal:
-            error = refusal.message
+    error: str | None = None
+
+    async def render_results() -> str:
+        nonlocal error
+        found, next_cursor, total = [], None, 0
+        if query_text.strip():
+            try:
+                page = await search.search_issues(
+                    session, viewer, query_text, project=project, after=request.args.get("after")
+                )
+                found, next_cursor = page.issues, page.next_cursor
+                total = await search.count_issues(
+                    session, viewer, page.query, project=project, up_to=SEARCH_COUNT_LIMIT
+                )
+            except Invalid as refusal:
+                error = refusal.message
+        return await render_part(
+            "issues/_search.html",
+            q=query_text,
+            project=project,
+            issues=found,
+            total=total,
+            total_limit=SEARCH_COUNT_LIMIT,
+            next_cursor=next_cursor,
+            query_error=error,
+        )
+
+    # Results across projects are as current as every project the viewer reads (decision 0012).
+    state = await projects.readable_state(session, viewer)
+    arguments = tuple(request.args.items(multi=True))
+    key = ("search", state, viewer.id, viewer.display_name, arguments)
+    results = await cached_part(key, render_results)
+    if error is not None:
+        page_cache().forget(key)  # a refused query is answered 400 every time
     page_html = await render_template(
         "issues/search.html",
-        q=query_text,
-        project=project,
-        issues=found,
-        total=total,
-        total_limit=SEARCH_COUNT_LIMIT,
-        next_cursor=next_cursor,
-        query_error=error,
-        saved=await search.list_saved_searches(session, _viewer()),
+        body=results,
+        saved=await search.list_saved_searches(session, viewer),
     )
     return page_html, (400 if error else 200)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,32 @@ def _readable_by(viewer: User | None) -> ColumnElement[bool]:
         return Project.is_public.is_(True)
     member_of = select(Membership.project_id).where(Membership.user_id == viewer.id)
     return or_(Project.id.in_(member_of), Project.is_public.is_(True))
+
+
+# Every project a viewer may read, with its event counter: the state a search across them
+# shows (see readable_state). Built once; a None viewer reads the public ones.
+READABLE_COUNTERS = (
+    select(Project.id, Project.last_event_seq)
+    .where(
+        or_(
+            Project.is_public.is_(True),
+            Project.id.in_(
+                select(Membership.project_id).where(Membership.user_id == bindparam("viewer_id"))
+            ),
+        )
+    )
+    .order_by(Project.id)
+)
+
+
+async def readable_state(session: AsyncSession, viewer: User | None) -> str:
+    """A digest of which projects `viewer` may read and of each one's event counter: it
+    changes whenever anything a search across them could show changes (decision 0012)."""
+    rows = await session.execute(READABLE_COUNTERS, {"viewer_id": viewer.id if viewer else None})
+    digest = hashlib.blake2b(digest_size=16)
+    for project_id, seq in rows:
+        digest.update(f"{project_id}:{seq},".encode())
+    return digest.hexdigest()
 
 
 async def visible_projects(session: AsyncSession, viewer: User | None) -> list[Project]:

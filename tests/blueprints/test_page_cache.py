@@ -212,3 +212,28 @@ async def test_a_stranger_is_never_served_a_members_page(app: Quart) -> None:
         await session.commit()
     assert (await log_in(stranger, "stranger@example.com")).status_code == 302
     assert (await stranger.get(path)).status_code == 404
+
+
+async def test_search_results_follow_every_readable_project(app: Quart) -> None:
+    t = await team(app)
+    await an_issue(t, title="Checkout fails with a webhook")
+    member = await member_client(t)
+    cache = app.extensions["page_cache"]
+    assert "Checkout fails with a webhook" in await page(member, "/search?q=webhook")
+    renders = cache.renders
+    await page(member, "/search?q=webhook")
+    assert cache.renders == renders  # kept
+
+    # A change in another project the member reads shows at once.
+    async with await session_of(app) as session:
+        other = await projects.create_project(
+            session, t.owner, key="OTHER", name="Other work", is_public=True
+        )
+        await issues.create_issue(session, t.owner, other.id, title="Another webhook issue")
+    assert "Another webhook issue" in await page(member, "/search?q=webhook")
+
+    # And losing access to a project takes its issues out of the results.
+    async with await session_of(app) as session:
+        await projects.remove_member(session, t.owner, t.project_id, t.member.id)
+    shown = await page(member, "/search?q=webhook")
+    assert "Checkout fails with a webhook" not in shown and "Another webhook issue" in shown
