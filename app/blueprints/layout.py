@@ -7,13 +7,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import flask.templating
-from markupsafe import Markup
 from quart import Quart, request
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import BaseConverter
 
 from app.blueprints.guards import current_account
-from app.blueprints.page_cache import page_cache, render_part
+from app.blueprints.page_cache import cached_part, render_part
 from app.db import get_session
 from app.markdown import render_markdown
 from app.services import projects
@@ -64,12 +63,8 @@ def init_app(app: Quart) -> None:
         content = {"projects": links.projects, "saved": links.saved, "current_key": current_key}
         # Kept under its own content, so it can never be stale: only its rendering is saved.
         key = ("sidebar", tuple(links.projects), tuple(links.saved), current_key)
-        cache = page_cache()
-        html = cache.get(key)
-        if html is None:
-            html = await render_part("_sidebar.html", sidebar=content)
-            cache.put(key, html)
-        return {"sidebar": content, "sidebar_html": Markup(html)}  # noqa: S704 (escaped by it)
+        html = await cached_part(key, lambda: render_part("_sidebar.html", sidebar=content))
+        return {"sidebar": content, "sidebar_html": html}
 
 
 def run_context_processors_in_the_loop(app: Quart) -> None:
