@@ -44,7 +44,11 @@ async def outbox(app: Quart) -> dict[str, int]:
         )
         counts = {status: count for status, count, _ in rows}
         untried = await session.scalar(select(func.count()).where(OutboxMessage.attempts == 0))
-    return {**counts, "untried": untried or 0}
+        # A batch being sent: claimed (its attempt counted) but its outcome not yet recorded.
+        claimed = await session.scalar(
+            select(func.count()).where(OutboxMessage.claimed_until.is_not(None))
+        )
+    return {**counts, "untried": untried or 0, "claimed": claimed or 0}
 
 
 async def until(condition: Any, wait: float) -> bool:
@@ -81,8 +85,11 @@ async def test_mail_queued_during_an_smtp_outage_and_a_restart_is_delivered_exac
         async with sessionmaker() as session:
             waiting = list(await session.scalars(select(OutboxMessage.id)))
         async with sessionmaker() as session:
-            # What `quart --app app mail retry <ids>` does: due now, not in 30 s.
-            assert await retry_mail(session, waiting) == 2 * PEOPLE
+            # What `quart --app app mail retry <ids>` does: due now, not in 30 s. The new app's
+            # own sender may have taken the first messages already, if their 30 s ran out during
+            # a slow first half: it sends those itself.
+            retried = await retry_mail(session, waiting)
+            assert 0 < retried <= 2 * PEOPLE
         delivered = await until(lambda: _none_pending(second), wait=30)
         async with second.extensions["database"].sessionmaker() as session:
             templates = dict(
@@ -108,7 +115,7 @@ async def test_mail_queued_during_an_smtp_outage_and_a_restart_is_delivered_exac
     assert by_recipient_and_kind == Counter(
         (f"person{n}@example.com", kind) for n in range(PEOPLE) for kind in kinds
     )
-    assert final == {MailStatus.SENT.value: 2 * PEOPLE, "untried": 0}
+    assert final == {MailStatus.SENT.value: 2 * PEOPLE, "untried": 0, "claimed": 0}
     print(
         f"\nSMTP outage + restart: mail queued: {2 * PEOPLE} ({', '.join(kinds)}), "
         f"delivered: {len(mailbox.messages)}, duplicates: {duplicates}, lost: 0"
@@ -116,7 +123,11 @@ async def test_mail_queued_during_an_smtp_outage_and_a_restart_is_delivered_exac
 
 
 async def _all_tried(app: Quart) -> bool:
-    return (await outbox(app))["untried"] == 0
+    """Every message tried and its outcome recorded: the sender is between rounds. (Stopping
+    it in the middle of a batch leaves that batch leased for a minute, rightly not retried
+    by hand meanwhile: the restart below would then wait out the lease.)"""
+    counts = await outbox(app)
+    return counts["untried"] == 0 and counts["claimed"] == 0
 
 
 async def _none_pending(app: Quart) -> bool:
