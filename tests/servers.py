@@ -344,6 +344,16 @@ class Team:
         assert token is not None
         self.csrf = token.group(1).decode()
 
+    def board_streams(self, workers: list[Worker], per_worker: int) -> list[Subscriber]:
+        """`per_worker` streams of the board's events on each worker (A0.., B0.., ...), each from
+        the first event on."""
+        path = f"/p/{self.project_key}/events"
+        return [
+            Subscriber(f"{name}{n}", worker.port, path, self.headers(), 0)
+            for name, worker in zip("ABCDEFGH", workers, strict=False)
+            for n in range(per_worker)
+        ]
+
     def form(self, **extra: str) -> dict[str, str]:
         return self.headers(
             **{"Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": self.csrf},
@@ -379,6 +389,18 @@ async def make_team(database_url: str, issue_count: int) -> Team:
         done.id,
         f"{app.config['QUART_AUTH_COOKIE_NAME']}={token}",
     )
+
+
+async def all_caught_up(
+    database_url: str, team: Team, subscribers: list[Subscriber], wait: float = 30
+) -> tuple[list[tuple[int, str]], float]:
+    """The project's whole event log once the writing has stopped, after every subscriber has
+    seen its last event (or `wait` ran out), and how many seconds that took."""
+    written_at = time.monotonic()
+    log = await event_log(database_url, team.project_id)
+    last_seq = log[-1][0]
+    await asyncio.gather(*(s.until_seen(last_seq, wait=wait) for s in subscribers))
+    return log, time.monotonic() - written_at
 
 
 async def event_log(database_url: str, project_id: int) -> list[tuple[int, str]]:

@@ -13,8 +13,7 @@ from sqlalchemy.engine import make_url
 
 from tests.faults.traffic import Attempts, post_comment, written_comments
 from tests.servers import (
-    Subscriber,
-    event_log,
+    all_caught_up,
     make_team,
     restart_postgres,
     serve,
@@ -56,13 +55,7 @@ async def test_writes_during_a_database_restart_are_refused_cleanly_and_no_event
                 await asyncio.sleep(0.03)
 
         await team.open_board(workers[0])
-        subscribers = [
-            Subscriber(
-                f"{name}{n}", worker.port, f"/p/{team.project_key}/events", team.headers(), 0
-            )
-            for name, worker in zip("AB", workers, strict=True)
-            for n in range(SUBSCRIBERS_PER_WORKER)
-        ]
+        subscribers = team.board_streams(workers, SUBSCRIBERS_PER_WORKER)
         async with subscribed(subscribers):
             writing = [asyncio.create_task(write(n)) for n in range(WRITERS)]
             try:
@@ -72,11 +65,8 @@ async def test_writes_during_a_database_restart_are_refused_cleanly_and_no_event
             finally:
                 stop_writing.set()
                 await asyncio.gather(*writing)
-            written_at = time.monotonic()
-            log = await event_log(database_url, team.project_id)
+            log, caught_up = await all_caught_up(database_url, team, subscribers)
             last_seq = log[-1][0]
-            await asyncio.gather(*(s.until_seen(last_seq, wait=30) for s in subscribers))
-            caught_up = time.monotonic() - written_at
         logs = "\n".join(tail(worker.log) for worker in workers)
 
     truth = await written_comments(database_url)

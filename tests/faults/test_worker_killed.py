@@ -12,8 +12,7 @@ import pytest
 
 from tests.faults.traffic import Attempts, post_comment, written_comments
 from tests.servers import (
-    Subscriber,
-    event_log,
+    all_caught_up,
     make_team,
     serve,
     start_worker,
@@ -53,13 +52,7 @@ async def test_a_worker_killed_mid_writes_loses_no_acknowledged_write_and_no_eve
                 await asyncio.sleep(0.02)
 
         await team.open_board(workers[0])
-        subscribers = [
-            Subscriber(
-                f"{name}{n}", worker.port, f"/p/{team.project_key}/events", team.headers(), 0
-            )
-            for name, worker in zip("AB", workers, strict=True)
-            for n in range(SUBSCRIBERS_PER_WORKER)
-        ]
+        subscribers = team.board_streams(workers, SUBSCRIBERS_PER_WORKER)
         async with subscribed(subscribers):
             writing = [asyncio.create_task(write(n)) for n in range(WRITERS)]
             try:
@@ -76,9 +69,8 @@ async def test_a_worker_killed_mid_writes_loses_no_acknowledged_write_and_no_eve
             finally:
                 stop_writing.set()
                 await asyncio.gather(*writing)
-            log = await event_log(database_url, team.project_id)
+            log, _ = await all_caught_up(database_url, team, subscribers, wait=20)
             last_seq = log[-1][0]
-            await asyncio.gather(*(s.until_seen(last_seq, wait=20) for s in subscribers))
         logs = "\n".join(tail(worker.log) for worker in workers)
 
     truth = await written_comments(database_url)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from tests.servers import (
     Subscriber,
     Worker,
+    all_caught_up,
     event_log,
     http,
     make_team,
@@ -100,13 +101,7 @@ async def test_no_event_is_lost_when_postgres_restarts_during_writes(
 
     async with serve(database_url, tmp_path) as workers:
         await team.open_board(workers[0])
-        subscribers = [
-            Subscriber(
-                f"{name}{n}", worker.port, f"/p/{team.project_key}/events", team.headers(), 0
-            )
-            for name, worker in zip("AB", workers, strict=True)
-            for n in range(per_worker)
-        ]
+        subscribers = team.board_streams(workers, per_worker)
         async with subscribed(subscribers):
             writing = [asyncio.create_task(write(n, workers)) for n in range(writers)]
             try:
@@ -116,11 +111,8 @@ async def test_no_event_is_lost_when_postgres_restarts_during_writes(
             finally:
                 stop_writing.set()
                 await asyncio.gather(*writing)
-            written_at = time.monotonic()
-            log = await event_log(database_url, team.project_id)
+            log, caught_up = await all_caught_up(database_url, team, subscribers)
             last_seq = log[-1][0]
-            await asyncio.gather(*(s.until_seen(last_seq, wait=30) for s in subscribers))
-            caught_up = time.monotonic() - written_at
         logs = "\n".join(tail(worker.log) for worker in workers)
 
     expected = [seq for seq, _ in log]
