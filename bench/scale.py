@@ -86,14 +86,14 @@ def issue_page(viewer: User, key: str) -> Operation:
     """issues._issue_page."""
 
     async def run(session: AsyncSession) -> None:
-        issue = await issues.get_issue_by_key(session, viewer, key)
+        heading = await issues.issue_heading(session, viewer, key)
+        issue = await issues.get_issue(session, viewer, heading.project.id, heading.number)
         entries = await issues.timeline(session, issue)
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
         await link_targets(session, viewer, texts)
         if await may_write(session, viewer, issue.project):
             await projects.members(session, issue.project_id)
             await projects.labels(session, issue.project_id)
-        await issues.is_watching(session, issue.id, viewer)
         await projects.workflow(session, issue.project_id)
 
     return run

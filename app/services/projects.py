@@ -147,7 +147,9 @@ class Navigation:
 
 
 def _navigation_statement() -> Select[Any]:
-    """member_projects' first projects and the saved searches, in one statement."""
+    """The viewer's first 30 projects (by name, not archived) and their saved searches, in one
+    statement: the sidebar is on every page, so a few rows, not a member of 200 projects'
+    every project."""
     first_projects = (
         select(
             literal(0).label("part"),
@@ -180,7 +182,7 @@ NAVIGATION = _navigation_statement()
 
 
 async def navigation(session: AsyncSession, viewer: User, *, limit: int = 30) -> Navigation:
-    """The sidebar of every page, in one query: member_projects and the saved searches."""
+    """The sidebar of every page, in one query (see _navigation_statement)."""
     rows = await session.execute(NAVIGATION, {"viewer_id": viewer.id, "limit": limit})
     links = Navigation([], [])
     for part, first, second in rows:
@@ -189,23 +191,6 @@ async def navigation(session: AsyncSession, viewer: User, *, limit: int = 30) ->
         else:
             links.saved.append(SavedSearchLink(first, second))
     return links
-
-
-async def member_projects(
-    session: AsyncSession, viewer: User | None, *, limit: int = 30
-) -> list[ProjectLink]:
-    """The first projects (by name) the viewer belongs to, not archived: the sidebar, on every
-    page, so two columns of a few rows, not the member of 200 projects' every project."""
-    if viewer is None:
-        return []
-    rows = await session.execute(
-        select(Project.key, Project.name)
-        .join(Membership, Membership.project_id == Project.id)
-        .where(Membership.user_id == viewer.id, Project.archived_at.is_(None))
-        .order_by(Project.name, Project.id)
-        .limit(limit)
-    )
-    return [ProjectLink(key, name) for key, name in rows]
 
 
 async def workflow(session: AsyncSession, project_id: int) -> list[WorkflowStatus]:

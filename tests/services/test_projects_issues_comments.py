@@ -168,7 +168,9 @@ async def test_the_sidebar_lists_the_first_projects_by_name_and_not_archived_one
         await make_project(session, owner, key=key)  # named "Project <key>"
     archived = await make_project(session, owner, key="OLD")
     await projects.set_archived(session, owner, archived.id, True)
-    listed = await projects.member_projects(session, owner)
+    listed = (await projects.navigation(session, owner)).projects
     assert [p.key for p in listed] == ["PA", "PB", "PC"]
-    assert [p.key for p in await projects.member_projects(session, owner, limit=2)] == ["PA", "PB"]
-    assert await projects.member_projects(session, None) == []
+    first_two = (await projects.navigation(session, owner, limit=2)).projects
+    assert [p.key for p in first_two] == ["PA", "PB"]
+    newcomer = await make_user(session)
+    assert (await projects.navigation(session, newcomer)).projects == []
