@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
 from app.db import Base
+from app.db.migrations import include_name
 from app.models import Activity  # noqa: F401  (registers every table)
-from app.schema import include_name
 
 config = context.config
 # Without a URL given, the app is made to read its configuration, and sets up its own logging

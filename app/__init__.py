@@ -7,8 +7,11 @@ from typing import Any
 
 from quart import Quart
 
-from app import api, cli, db, forwarded, health, live, logs, mail, webhooks
+from app import api, db, live
+from app.commands import cli
 from app.config import config
+from app.outbound import mail, webhooks
+from app.web import forwarded, health, logs
 
 
 def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
@@ -48,6 +51,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         layout,
         main,
         page_cache,
+        project_webhooks,
         projects,
     )
 
@@ -56,9 +60,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
     layout.init_app(app)
     for blueprint in (main.bp, auth.bp, account.bp, projects.bp, issues.bp, boards.bp, finding.bp):
         app.register_blueprint(blueprint)
-    from app.blueprints import webhooks as webhook_pages
-
-    app.register_blueprint(webhook_pages.bp)
+    app.register_blueprint(project_webhooks.bp)
     api.init_app(app)
     layout.run_context_processors_in_the_loop(app)
     errors.init_app(app)

@@ -15,11 +15,11 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from app import create_app, schema
+from app import create_app
 from app.config import normalise_database_url
-from app.db import create_engine
+from app.db import create_engine, migrations
 from app.security import PasswordHasher
-from tests.web import PASSWORD, csrf_token
+from tests.pages import PASSWORD, csrf_token
 
 Measured = Callable[[int], Awaitable[None]]
 
@@ -58,8 +58,8 @@ async def main(database_url: str | None, rounds: int) -> None:
             database_url or f"sqlite+aiosqlite:///{Path(scratch) / 'bench.db'}"
         )
         engine = create_engine(url)
-        await schema.downgrade(engine, "base")
-        await schema.upgrade(engine)
+        await migrations.downgrade(engine, "base")
+        await migrations.upgrade(engine)
         await engine.dispose()
         app = create_app(
             "testing",

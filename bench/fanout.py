@@ -36,11 +36,11 @@ from urllib.parse import urlencode
 
 from quart_auth import QuartAuth
 
-from app import create_app, schema
+from app import create_app
 from app.config import normalise_database_url
-from app.db import create_engine, utcnow
+from app.db import create_engine, migrations, utcnow
 from app.models import User
-from app.services import accounts, issues, projects
+from app.services import issues, login_sessions, projects
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,8 +139,8 @@ async def main(database_url: str | None, subscribers: int, moves: int, workers: 
     scratch = tempfile.TemporaryDirectory()
     url = normalise_database_url(database_url or f"sqlite+aiosqlite:///{scratch.name}/fanout.db")
     engine = create_engine(url)
-    await schema.downgrade(engine, "base")
-    await schema.upgrade(engine)
+    await migrations.downgrade(engine, "base")
+    await migrations.upgrade(engine)
     await engine.dispose()
 
     app = create_app("testing", DATABASE_URL=url)
@@ -158,7 +158,7 @@ async def main(database_url: str | None, subscribers: int, moves: int, workers: 
         project = await projects.create_project(session, owner, key="BENCH", name="Bench")
         issue = await issues.create_issue(session, owner, project.id, title="The card that moves")
         columns = await projects.workflow(session, project.id)
-        secret = await accounts.start_session(session, settings, owner, remember=False)
+        secret = await login_sessions.start_session(session, settings, owner, remember=False)
     async with app.app_context():
         cookie = f"issues_auth={QuartAuth(app).dump_token(secret, app=app)}"
 

@@ -16,8 +16,7 @@ import aiosqlite
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app import schema
-from app.db import create_engine
+from app.db import create_engine, migrations
 
 # (table, columns, rows)
 Rows = tuple[str, tuple[str, ...], list[tuple[Any, ...]]]
@@ -288,7 +287,7 @@ async def open_loader(url: str, issues: int) -> AsyncIterator[Loader]:
     else:
         raise SystemExit("bench.data loads PostgreSQL or SQLite URLs")
     engine = create_engine(url)
-    await schema.upgrade(engine)
+    await migrations.upgrade(engine)
     await engine.dispose()
     migrated = time.perf_counter() - started
 

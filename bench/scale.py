@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import create_app
 from app.blueprints.finding import SEARCH_COUNT_LIMIT
 from app.config import normalise_database_url
-from app.markdown import link_targets
 from app.models import Project, User
-from app.services import activity, issues, projects, search
+from app.rendering.markdown import link_targets
+from app.services import activity, boards, issue_views, projects, search
 from app.services.access import may_write
 from bench.load import World, discover
 
@@ -76,7 +76,7 @@ def board(viewer: User, key: str) -> Operation:
 
     async def run(session: AsyncSession) -> None:
         project = await projects.project_by_key(session, viewer, key)
-        await issues.board(session, viewer, project.id)
+        await boards.board(session, viewer, project.id)
         await may_write(session, viewer, project)
 
     return run
@@ -86,9 +86,9 @@ def issue_page(viewer: User, key: str) -> Operation:
     """issues._issue_page."""
 
     async def run(session: AsyncSession) -> None:
-        heading = await issues.issue_heading(session, viewer, key)
-        issue = await issues.get_issue(session, viewer, heading.project.id, heading.number)
-        entries = await issues.timeline(session, issue)
+        heading = await issue_views.issue_heading(session, viewer, key)
+        issue = await issue_views.get_issue(session, viewer, heading.project.id, heading.number)
+        entries = await issue_views.timeline(session, issue)
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
         await link_targets(session, viewer, texts)
         if await may_write(session, viewer, issue.project):
@@ -115,7 +115,7 @@ def issue_activity(viewer: User, key: str) -> Operation:
     """GET /api/issues/<key>/activity?after=0."""
 
     async def run(session: AsyncSession) -> None:
-        issue = await issues.get_issue_by_key(session, viewer, key)
+        issue = await issue_views.get_issue_by_key(session, viewer, key)
         await activity.activity_since(session, issue.project_id, 0, issue_id=issue.id, limit=100)
 
     return run

@@ -15,7 +15,7 @@ from pathlib import Path
 from quart import Quart
 
 from app.models import User
-from app.services import accounts
+from app.services import login_sessions
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_TARGET = "app:create_app('testing', RATE_LIMIT_ENABLED=False)"
@@ -89,7 +89,7 @@ async def log_in(app: Quart, user_ids: list[int]) -> dict[int, dict[str, str]]:
     async with app.extensions["database"].sessionmaker() as session:
         for user_id in user_ids:
             user = await session.get_one(User, user_id)
-            secret = await accounts.start_session(session, settings, user, remember=False)
+            secret = await login_sessions.start_session(session, settings, user, remember=False)
             async with app.app_context():
                 token = auth.dump_token(secret, app=app)
             cookies[user_id] = {app.config["QUART_AUTH_COOKIE_NAME"]: token}

@@ -23,9 +23,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import create_app, schema
+from app import create_app
 from app.config import normalise_database_url
-from app.db import Base, create_engine
+from app.db import Base, create_engine, migrations
 from tests.mailcatcher import MailCatcher
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -101,7 +101,7 @@ async def migrated_database(
         template = tmp_path_factory.mktemp("sqlite") / "template.db"
         url = f"sqlite+aiosqlite:///{template}"
         engine = create_engine(url)
-        await schema.upgrade(engine)
+        await migrations.upgrade(engine)
         await engine.dispose()
         yield url
         return
@@ -109,7 +109,7 @@ async def migrated_database(
     assert admin_url is not None
     url = await create_scratch_postgres_database(admin_url)
     engine = create_engine(url)
-    await schema.upgrade(engine)
+    await migrations.upgrade(engine)
     await engine.dispose()
     yield url
     await drop_scratch_postgres_database(admin_url, url)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from app import create_app
 from app.db import create_engine
 from app.models import Activity
-from app.services import accounts, issues, projects
+from app.services import issues, login_sessions, projects
 from tests.factories import make_project, make_user
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -374,7 +374,7 @@ async def make_team(database_url: str, issue_count: int) -> Team:
                 for n in range(issue_count)
             ]
             done = (await projects.workflow(session, project.id))[-1]
-            secret = await accounts.start_session(
+            secret = await login_sessions.start_session(
                 session, app.extensions["account_settings"], owner, remember=False
             )
         async with app.app_context():

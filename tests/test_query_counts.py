@@ -16,9 +16,9 @@ from quart import Quart
 from sqlalchemy import event
 
 from app.models import User
-from app.services import comments, issues, projects
+from app.services import comments, issue_views, issues, projects
 from tests.factories import add_member, make_project, make_user
-from tests.web import PASSWORD, log_in
+from tests.pages import PASSWORD, log_in
 
 # Far above what any page needs today, far below one statement per row of the larger project.
 STATEMENTS_MAX = 40
@@ -67,7 +67,7 @@ async def make_tracker(app: Quart, key: str, *, issue_count: int, comment_count:
                 assignee_id=assignees[n % 2 * (1 + n % 3)].id,
                 label_ids=labels[: 1 + n % 3],
             )
-        first = await issues.get_issue(session, owner, project.id, 1)
+        first = await issue_views.get_issue(session, owner, project.id, 1)
         for n in range(comment_count):
             await comments.add_comment(
                 session, people[n % 3], first.id, f"Comment {n} for @{owner.handle}, see {key}-2"

@@ -30,7 +30,7 @@ from app.api.schemas import (
 )
 from app.db import get_session
 from app.models import Issue, User
-from app.services import activity, comments, issues, search
+from app.services import activity, comments, issue_views, issues, search
 from app.services.issues import IssueChanges, StaleEdit
 
 bp = Blueprint("issues", __name__)
@@ -59,12 +59,12 @@ def _expected_version() -> int | None:
 
 
 async def _issue(key: str) -> Issue:
-    return await issues.get_issue_by_key(get_session(), caller(), key)
+    return await issue_views.get_issue_by_key(get_session(), caller(), key)
 
 
 async def _stale_answer(issue_id: int, refusal: StaleEdit) -> Answer:
     """412 with the issue as it is now, so that the client can merge and retry."""
-    current = await issues.get_issue_by_id(get_session(), caller(), issue_id)
+    current = await issue_views.get_issue_by_id(get_session(), caller(), issue_id)
     body = StaleOut(
         error={"code": "precondition_failed", "message": refusal.message, "field": None},
         issue=issue_out(current),
@@ -114,7 +114,7 @@ async def create_issue(key: str, data: IssueCreate) -> Answer:
         label_ids=data.label_ids,
         due_date=data.due_date,
     )
-    issue = await issues.get_issue_by_id(get_session(), caller(), created.id)
+    issue = await issue_views.get_issue_by_id(get_session(), caller(), created.id)
     headers = {"Location": url_for("api.issues.show_issue", key=issue.key), **_etag(issue)}
     return issue_out(issue), 201, headers
 
@@ -174,7 +174,7 @@ async def update_issue(key: str, data: IssueUpdate) -> Answer:
         )
     except StaleEdit as refusal:
         return await _stale_answer(issue_id, refusal)
-    updated = await issues.get_issue_by_id(get_session(), caller(), issue_id)
+    updated = await issue_views.get_issue_by_id(get_session(), caller(), issue_id)
     return issue_out(updated), 200, _etag(updated)
 
 
@@ -202,8 +202,8 @@ async def move_issue(key: str, data: IssueMove) -> Answer:
         except StaleEdit as refusal:
             if expected is not None or attempt == MOVE_ATTEMPTS - 1:
                 return await _stale_answer(issue_id, refusal)
-            version = (await issues.get_issue_by_id(get_session(), caller(), issue_id)).version
-    moved = await issues.get_issue_by_id(get_session(), caller(), issue_id)
+            version = (await issue_views.get_issue_by_id(get_session(), caller(), issue_id)).version
+    moved = await issue_views.get_issue_by_id(get_session(), caller(), issue_id)
     return issue_out(moved), 200, _etag(moved)
 
 

@@ -14,7 +14,7 @@ from app.blueprints.guards import (
 from app.db import get_session
 from app.errors import Invalid
 from app.models import AuthSession, User
-from app.services import accounts, api_tokens
+from app.services import accounts, api_tokens, login_sessions, passwords
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -36,7 +36,7 @@ async def _page(
     """The account page; `errors` belong to `refused_form` (name, email, password or token).
     `new_token` is shown once, right after it was made."""
     user, auth_session = _me()
-    sessions = await accounts.active_sessions(get_session(), account_settings(), user.id)
+    sessions = await login_sessions.active_sessions(get_session(), account_settings(), user.id)
     page = await render_template(
         "account/index.html",
         user=user,
@@ -75,7 +75,7 @@ async def change_password() -> Response | tuple[str, int]:
     user, auth_session = _me()
     form = await request.form
     try:
-        await accounts.change_password(
+        await passwords.change_password(
             get_session(),
             account_settings(),
             user.id,
@@ -122,7 +122,7 @@ async def notifications() -> Response:
 @login_required
 async def end_other_sessions() -> Response:
     user, auth_session = _me()
-    ended = await accounts.end_other_sessions(get_session(), user.id, auth_session.id)
+    ended = await login_sessions.end_other_sessions(get_session(), user.id, auth_session.id)
     await flash(f"Logged out {ended} other session{'s' if ended != 1 else ''}.")
     return redirect(url_for("account.index"))
 

@@ -20,7 +20,7 @@ from app.blueprints.guards import (
 from app.db import get_session
 from app.errors import Invalid, TooManyRequests
 from app.models import User
-from app.services import accounts
+from app.services import accounts, login_sessions, passwords, registration
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -28,7 +28,7 @@ Page = str | Response | tuple[str, int] | tuple[str, int, dict[str, str]]
 
 
 async def _start_session_for(user: User, *, remember: bool) -> None:
-    secret = await accounts.start_session(
+    secret = await login_sessions.start_session(
         get_session(),
         account_settings(),
         user,
@@ -47,7 +47,7 @@ async def signup() -> Page:
         return await render_template("auth/signup.html", form={}, errors={}, settings=settings)
     form = await request.form
     try:
-        user = await accounts.sign_up(
+        user = await registration.sign_up(
             get_session(),
             settings,
             email=form.get("email", ""),
@@ -75,7 +75,7 @@ async def login() -> Page:
     form = await request.form
     next_page = safe_next(form.get("next"))
     try:
-        user = await accounts.log_in(
+        user = await login_sessions.log_in(
             get_session(),
             account_settings(),
             email=form.get("email", ""),
@@ -95,7 +95,7 @@ async def login() -> Page:
 async def logout() -> Response:
     auth_session = current_auth_session()
     if auth_session is not None:
-        await accounts.end_session(get_session(), auth_session.id)
+        await login_sessions.end_session(get_session(), auth_session.id)
     end_login()
     await flash("You are logged out.")
     return redirect(url_for("main.index"))
@@ -104,7 +104,7 @@ async def logout() -> Response:
 @bp.get("/verify/<signed>")
 async def verify(signed: str) -> Page:
     try:
-        user = await accounts.verify_email(get_session(), account_settings(), signed)
+        user = await registration.verify_email(get_session(), account_settings(), signed)
     except Invalid as refusal:
         return await render_template("auth/link_refused.html", message=refusal.message), 400
     await flash("Your address is confirmed. Welcome to Issues!")
@@ -120,7 +120,7 @@ async def verify(signed: str) -> Page:
 async def resend_verification() -> Response:
     user = current_account()
     assert user is not None
-    await accounts.resend_verification(get_session(), account_settings(), user.id)
+    await registration.resend_verification(get_session(), account_settings(), user.id)
     await flash(f"We sent a new link to {user.email}.")
     return redirect(safe_next(request.referrer and _path_of(request.referrer)))
 
@@ -146,7 +146,7 @@ async def forgot() -> Page:
     if request.method == "GET":
         return await render_template("auth/forgot.html", sent_to=None)
     email = (await request.form).get("email", "")
-    await accounts.request_password_reset(get_session(), account_settings(), email)
+    await passwords.request_password_reset(get_session(), account_settings(), email)
     # The same answer whether or not an account has this address.
     return await render_template("auth/forgot.html", sent_to=email.strip())
 
@@ -156,13 +156,13 @@ async def forgot() -> Page:
 async def reset(signed: str) -> Page:
     if request.method == "GET":
         try:
-            await accounts.check_reset_link(get_session(), account_settings(), signed)
+            await passwords.check_reset_link(get_session(), account_settings(), signed)
         except Invalid as refusal:
             return await render_template("auth/link_refused.html", message=refusal.message), 400
         return await render_template("auth/reset.html", error=None)
     form = await request.form
     try:
-        user = await accounts.reset_password(
+        user = await passwords.reset_password(
             get_session(), account_settings(), signed, form.get("password", "")
         )
     except Invalid as refusal:

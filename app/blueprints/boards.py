@@ -29,9 +29,10 @@ from app.errors import Invalid
 from app.live.presence import Viewer
 from app.live.stream import StreamSettings, event_stream
 from app.models import User, WorkflowStatus
-from app.services import issues, projects
+from app.services import boards, issues, projects
 from app.services.access import may_write
-from app.services.issues import BoardCard, BoardColumn, StaleEdit
+from app.services.boards import BoardCard, BoardColumn
+from app.services.issues import StaleEdit
 
 bp = Blueprint("boards", __name__)
 
@@ -93,7 +94,7 @@ async def board(key: str) -> str:
     with_lanes = request.args.get("lanes") == "assignee"
 
     async def render_main_part() -> str:
-        columns = await issues.board(session, viewer, project.id)
+        columns = await boards.board(session, viewer, project.id)
         cards = current_app.extensions["cards"]
         return await render_part(
             "boards/_board.html",

@@ -14,7 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from app.errors import ServiceError
-from app.logs import current_request_id
+from app.web.logs import current_request_id
 
 log = logging.getLogger("issues.errors")
 

@@ -11,7 +11,7 @@ from app.blueprints.page_cache import cached_part, page_cache, render_part
 from app.db import get_session
 from app.errors import Forbidden, Invalid, NotFound
 from app.models import Project, User
-from app.services import issues, projects, search
+from app.services import issue_views, projects, search
 
 # The search page counts matches up to this many, then says "1,000+".
 SEARCH_COUNT_LIMIT = 1000
@@ -46,7 +46,7 @@ async def my_issues() -> str:
     session = get_session()
     title, query = MY_ISSUES_TABS[tab]
     if query is None:
-        found, next_cursor = await issues.watched_issues(session, _viewer()), None
+        found, next_cursor = await issue_views.watched_issues(session, _viewer()), None
     else:
         page = await search.search_issues(
             session, _viewer(), query, after=request.args.get("after")

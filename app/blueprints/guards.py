@@ -17,7 +17,7 @@ from app.db import get_session
 from app.errors import TooManyRequests
 from app.models import AuthSession, User
 from app.security import new_token, same_secret
-from app.services import accounts, rate_limits
+from app.services import accounts, login_sessions, rate_limits
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -65,7 +65,7 @@ async def _load_logged_in_user() -> None:
     if not secret:
         return
     database_session = get_session()
-    found = await accounts.resume_session(database_session, account_settings(), secret)
+    found = await login_sessions.resume_session(database_session, account_settings(), secret)
     if found is None:
         logout_user()  # a revoked or expired session: drop the cookie too
         return

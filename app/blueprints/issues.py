@@ -10,9 +10,9 @@ from app.blueprints.guards import current_account, login_required
 from app.blueprints.page_cache import cached_part, page_cache, project_part_key, render_part
 from app.db import get_session
 from app.errors import Forbidden, Invalid
-from app.markdown import link_targets
 from app.models import Issue, Project, User
-from app.services import comments, issues, projects, search
+from app.rendering.markdown import link_targets
+from app.services import comments, issue_views, issues, projects, search
 from app.services.access import may_write
 from app.services.issues import IssueChanges, StaleEdit
 
@@ -172,14 +172,14 @@ async def _issue_page(
 ) -> tuple[str, int]:
     session = get_session()
     viewer = _viewer()
-    heading = await issues.issue_heading(session, viewer, issue_key)
+    heading = await issue_views.issue_heading(session, viewer, issue_key)
     writable = await _can_write(heading.project)
     # Everything the main part shows that the project's counter does not cover (decision 0012).
     key = project_part_key("issue", heading.project, viewer, writable, heading.id, heading.watching)
 
     async def render_main_part() -> str:
-        issue = await issues.get_issue(session, viewer, heading.project.id, heading.number)
-        entries = await issues.timeline(session, issue)
+        issue = await issue_views.get_issue(session, viewer, heading.project.id, heading.number)
+        entries = await issue_views.timeline(session, issue)
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
         mentions, references = await link_targets(session, viewer, texts)
         project_id = issue.project_id
@@ -242,7 +242,7 @@ def _changes_from(form: MultiDict) -> IssueChanges:
 @login_required
 async def edit(key: str) -> Page:
     session = get_session()
-    issue = await issues.get_issue_by_key(session, _viewer(), key)
+    issue = await issue_views.get_issue_by_key(session, _viewer(), key)
     form = await request.form
     try:
         await issues.update_issue(
@@ -265,7 +265,7 @@ async def edit(key: str) -> Page:
 @login_required
 async def add_comment(key: str) -> Page:
     session = get_session()
-    issue = await issues.get_issue_by_key(session, _viewer(), key)
+    issue = await issue_views.get_issue_by_key(session, _viewer(), key)
     try:
         comment = await comments.add_comment(
             session, _viewer(), issue.id, form_text(await request.form, "body")
@@ -279,7 +279,7 @@ async def add_comment(key: str) -> Page:
 @login_required
 async def change_comment(key: str, comment_id: int) -> Page:
     session = get_session()
-    await issues.get_issue_by_key(session, _viewer(), key)
+    await issue_views.get_issue_by_key(session, _viewer(), key)
     form = await request.form
     try:
         if form.get("delete"):
@@ -295,7 +295,7 @@ async def change_comment(key: str, comment_id: int) -> Page:
 @login_required
 async def watch(key: str) -> Response:
     session = get_session()
-    issue: Issue = await issues.get_issue_by_key(session, _viewer(), key)
+    issue: Issue = await issue_views.get_issue_by_key(session, _viewer(), key)
     watching = (await request.form).get("watching") == "1"
     await issues.set_watching(session, _viewer(), issue.id, watching)
     await flash("You are watching this issue." if watching else "You stopped watching this issue.")

@@ -14,7 +14,7 @@ from werkzeug.routing import BaseConverter
 from app.blueprints.guards import current_account
 from app.blueprints.page_cache import cached_part, render_part
 from app.db import get_session
-from app.markdown import render_markdown
+from app.rendering.markdown import render_markdown
 from app.services import projects
 from app.services.notifications import describe
 

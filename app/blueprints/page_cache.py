@@ -24,7 +24,7 @@ from quart import Quart, current_app, g, request
 
 from app.blueprints.guards import csrf_token
 from app.models import Project, User
-from app.templating import synchronous_templates
+from app.rendering.templating import synchronous_templates
 
 PartKey = tuple[Hashable, ...]
 

@@ -13,7 +13,7 @@ from quart import Quart
 from app.live.broker import Broker
 from app.live.cards import CardCache
 from app.live.listener import PostgresListener
-from app.services import access, accounts
+from app.services import access, login_sessions
 
 __all__ = ["Broker", "init_app"]
 
@@ -28,7 +28,7 @@ def init_app(app: Quart) -> None:
         """Of these (login session, user) pairs, the sessions still live whose user may read
         the project: the periodic check of every open stream, two queries per project."""
         async with database.sessionmaker() as session:
-            live = await accounts.live_sessions(
+            live = await login_sessions.live_sessions(
                 session, app.extensions["account_settings"], (sid for sid, _ in readers)
             )
             allowed_users = await access.readers_among(

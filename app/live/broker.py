@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.live.cards import CardCache
 from app.live.presence import Presence, Viewer
 from app.models import Activity, Comment, Issue, Project
-from app.services.issues import ISSUE_DETAILS
+from app.services.issue_views import ISSUE_DETAILS
 
 log = logging.getLogger("issues.live")
 
@@ -346,7 +346,7 @@ async def event_data(session: AsyncSession, cards: CardCache, row: Activity) -> 
     if row.kind == "comment.added":
         comment = await session.get(Comment, row.payload.get("comment_id"))
         if comment is not None and comment.deleted_at is None:
-            from app.markdown import render_markdown
+            from app.rendering.markdown import render_markdown
 
             data["comment"] = {"id": comment.id, "html": str(render_markdown(comment.body))}
     return data

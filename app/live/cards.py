@@ -17,8 +17,8 @@ from jinja2 import Environment
 from markupsafe import Markup
 
 from app.models import Issue
-from app.services.issues import BoardCard, BoardColumn
-from app.templating import synchronous_templates
+from app.rendering.templating import synchronous_templates
+from app.services.boards import BoardCard, BoardColumn
 
 CARD_TEMPLATE = "boards/_card.html"
 

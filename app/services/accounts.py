@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import bindparam, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.errors import Conflict, Forbidden, Invalid, TooManyRequests
-from app.mail import enqueue_mail
-from app.models import AccountToken, ApiToken, AuthSession, LoginThrottle, TokenPurpose, User
+from app.errors import Conflict, Forbidden, Invalid
+from app.models import AccountToken, TokenPurpose, User
+from app.outbound.mail import enqueue_mail
 from app.security import (
     LinkSigner,
     PasswordHasher,
@@ -33,13 +31,6 @@ EMAIL_LINK_LIFETIME = {
     TokenPurpose.CHANGE_EMAIL: timedelta(hours=24),
     TokenPurpose.RESET_PASSWORD: timedelta(hours=1),
 }
-# Failed logins before delays start, and the longest delay: slow enough to stop guessing,
-# never a lockout that an attacker could use to keep the owner out.
-FREE_LOGIN_FAILURES = 3
-LONGEST_LOGIN_DELAY = timedelta(minutes=15)
-# last_seen_at is written at most this often, so that reading a page is not a write.
-SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
-WRONG_CREDENTIALS = "Wrong email or password."
 DISPLAY_NAME_MAX = 100
 
 
@@ -112,7 +103,7 @@ async def unique_handle(session: AsyncSession, email: str) -> str:
     return handle
 
 
-def _display_name_problem(name: str) -> str | None:
+def display_name_problem(name: str) -> str | None:
     if not name:
         return "Tell us what to call you."
     if len(name) > DISPLAY_NAME_MAX:
@@ -122,14 +113,14 @@ def _display_name_problem(name: str) -> str | None:
     return None
 
 
-def _email_problem(raw: str) -> tuple[str, str | None]:
+def email_problem(raw: str) -> tuple[str, str | None]:
     try:
         return normalise_email(raw), None
     except Invalid as error:
         return raw.strip(), error.message
 
 
-def _signup_problem(settings: AccountSettings, email: str) -> str | None:
+def signup_problem(settings: AccountSettings, email: str) -> str | None:
     if settings.signup_mode == "closed":
         return "Sign-up is closed on this site; ask an administrator for an account."
     domain = email.rsplit("@", 1)[-1]
@@ -142,60 +133,14 @@ def _signup_problem(settings: AccountSettings, email: str) -> str | None:
 # --- Sign-up and address validation -----------------------------------------------------------
 
 
-@use_case
-async def sign_up(
-    session: AsyncSession,
-    settings: AccountSettings,
-    *,
-    email: str,
-    display_name: str,
-    password: str,
-) -> User:
-    """Create an unvalidated account and queue its validation mail, in one commit. Raises
-    Invalid with every field's problem in `details['errors']`; nothing is written then."""
-    email, email_error = _email_problem(email)
-    display_name = display_name.strip()
-    errors: dict[str, str] = {}
-    if email_error:
-        errors["email"] = email_error
-    elif signup_error := _signup_problem(settings, email):
-        errors["email"] = signup_error
-    elif await _email_taken(session, email):
-        errors["email"] = "An account with this address exists. Log in, or reset its password."
-    if name_error := _display_name_problem(display_name):
-        errors["display_name"] = name_error
-    if password_error := password_problem(password, email):
-        errors["password"] = password_error
-    if errors:
-        raise Invalid("Please correct the marked fields.", errors=errors)
-
-    user = User(
-        email=email,
-        handle=await unique_handle(session, email),
-        display_name=display_name,
-        password_hash=await settings.hasher.hash(password),
-    )
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as error:  # the same address, signed up a moment ago
-        raise Invalid(
-            "Please correct the marked fields.",
-            errors={"email": "An account with this address exists."},
-        ) from error
-    await _send_address_link(session, settings, user, TokenPurpose.VERIFY_EMAIL, email)
-    await session.commit()
-    return user
-
-
-async def _email_taken(session: AsyncSession, email: str, *, besides: int | None = None) -> bool:
+async def email_taken(session: AsyncSession, email: str, *, besides: int | None = None) -> bool:
     query = select(User.id).where(User.email == email)
     if besides is not None:
         query = query.where(User.id != besides)
     return await session.scalar(query) is not None
 
 
-async def _issue_token(
+async def issue_token(
     session: AsyncSession, settings: AccountSettings, user: User, purpose: TokenPurpose, email: str
 ) -> str:
     """A new one-time token for `purpose`, voiding the user's older unused ones; returns the
@@ -223,14 +168,14 @@ async def _issue_token(
     return settings.signer.sign(purpose.value, {"t": raw})
 
 
-async def _send_address_link(
+async def send_address_link(
     session: AsyncSession,
     settings: AccountSettings,
     user: User,
     purpose: TokenPurpose,
     email: str,
 ) -> None:
-    signed = await _issue_token(session, settings, user, purpose, email)
+    signed = await issue_token(session, settings, user, purpose, email)
     path = "/auth/verify/" if purpose is TokenPurpose.VERIFY_EMAIL else "/auth/confirm-email/"
     enqueue_mail(
         session,
@@ -243,7 +188,7 @@ async def _send_address_link(
     )
 
 
-async def _redeem_token(
+async def redeem_token(
     session: AsyncSession, settings: AccountSettings, purpose: TokenPurpose, signed: str
 ) -> tuple[AccountToken, User]:
     """The token and its user, marked used. Raises Invalid for a forged, expired, used or
@@ -274,306 +219,18 @@ async def _redeem_token(
     return token, user
 
 
-@use_case
-async def verify_email(session: AsyncSession, settings: AccountSettings, signed: str) -> User:
-    """Mark the address validated. Raises Invalid for a bad link."""
-    _, user = await _redeem_token(session, settings, TokenPurpose.VERIFY_EMAIL, signed)
-    user.email_verified_at = user.email_verified_at or utcnow()
-    await session.commit()
-    return user
-
-
-@use_case
-async def resend_verification(
-    session: AsyncSession, settings: AccountSettings, user_id: int
-) -> None:
-    user = await session.get(User, user_id)
-    if user is None or user.email_verified_at is not None:
-        return
-    await _send_address_link(session, settings, user, TokenPurpose.VERIFY_EMAIL, user.email)
-    await session.commit()
-
-
 # --- Login, sessions, logout ------------------------------------------------------------------
-
-
-def _login_delay(throttle: LoginThrottle | None) -> timedelta:
-    if throttle is None or throttle.failures <= FREE_LOGIN_FAILURES:
-        return timedelta(0)
-    seconds = 2 ** (throttle.failures - FREE_LOGIN_FAILURES)
-    return min(timedelta(seconds=seconds), LONGEST_LOGIN_DELAY)
-
-
-async def log_in(
-    session: AsyncSession, settings: AccountSettings, *, email: str, password: str
-) -> User:
-    """The user with these credentials. Raises Invalid with the same message for an unknown
-    address and a wrong password (at the same cost), or TooManyRequests while the address
-    must wait after repeated failures."""
-    try:
-        email = normalise_email(email)
-    except Invalid:
-        await settings.hasher.verify(None, password)
-        raise Invalid(WRONG_CREDENTIALS) from None
-    throttle = await session.get(LoginThrottle, email)
-    if throttle is not None:
-        wait_until = throttle.last_failure_at + _login_delay(throttle)
-        if wait_until > utcnow():
-            seconds = math.ceil((wait_until - utcnow()).total_seconds())
-            raise TooManyRequests(
-                seconds, f"Too many failed attempts. Try again in {seconds} seconds."
-            )
-    user = await session.scalar(select(User).where(User.email == email))
-    if not await settings.hasher.verify(user.password_hash if user else None, password):
-        await _record_login_failure(session, email)
-        raise Invalid(WRONG_CREDENTIALS)
-    assert user is not None
-    await _record_login_success(session, settings, user, password, throttle is not None)
-    return user
-
-
-@use_case
-async def _record_login_failure(session: AsyncSession, email: str) -> None:
-    throttle = await session.get(LoginThrottle, email)
-    if throttle is None:
-        session.add(LoginThrottle(email=email, failures=1, last_failure_at=utcnow()))
-    else:
-        throttle.failures += 1
-        throttle.last_failure_at = utcnow()
-    await session.commit()
-
-
-@use_case
-async def _record_login_success(
-    session: AsyncSession, settings: AccountSettings, user: User, password: str, throttled: bool
-) -> None:
-    if throttled:
-        await session.execute(delete(LoginThrottle).where(LoginThrottle.email == user.email))
-    if user.password_hash and settings.hasher.needs_rehash(user.password_hash):
-        # The parameters changed since this hash was made; the password is at hand, so upgrade.
-        user.password_hash = await settings.hasher.hash(password)
-        session.add(user)
-    await session.commit()
-
-
-@use_case
-async def start_session(
-    session: AsyncSession,
-    settings: AccountSettings,
-    user: User,
-    *,
-    remember: bool,
-    user_agent: str = "",
-    client_address: str = "",
-) -> str:
-    """Open a login session and return its secret for the cookie (a new one at every login)."""
-    secret = new_token()
-    lifetime = settings.remember_max if remember else settings.session_max
-    session.add(
-        AuthSession(
-            user_id=user.id,
-            token_digest=token_digest(secret),
-            remember=remember,
-            expires_at=utcnow() + lifetime,
-            user_agent=user_agent[:200],
-            client_address=client_address[:64],
-        )
-    )
-    await session.commit()
-    return secret
-
-
-def _is_live(auth_session: AuthSession, settings: AccountSettings, now: datetime) -> bool:
-    """Not revoked, within its absolute lifetime, and used within its idle lifetime."""
-    idle_limit = settings.remember_idle if auth_session.remember else settings.session_idle
-    return (
-        auth_session.revoked_at is None
-        and auth_session.expires_at > now
-        and auth_session.last_seen_at + idle_limit > now
-    )
-
-
-# Every logged-in request's first query: built once (see access.PROJECT_WITH_ROLE).
-SESSION_AND_USER = (
-    select(AuthSession, User)
-    .join(User, User.id == AuthSession.user_id)
-    .where(AuthSession.token_digest == bindparam("digest"))
-)
-
-
-async def resume_session(
-    session: AsyncSession, settings: AccountSettings, secret: str
-) -> tuple[AuthSession, User] | None:
-    """The live session and its user for a cookie's secret, or None when it is unknown,
-    revoked, idle too long or past its absolute lifetime."""
-    row = (await session.execute(SESSION_AND_USER, {"digest": token_digest(secret)})).one_or_none()
-    if row is None:
-        return None
-    auth_session, user = row
-    now = utcnow()
-    if not _is_live(auth_session, settings, now):
-        return None
-    if now - auth_session.last_seen_at > SESSION_TOUCH_INTERVAL:
-        await _touch_session(session, auth_session.id, now)
-    return auth_session, user
-
-
-@use_case
-async def _touch_session(session: AsyncSession, auth_session_id: int, now: datetime) -> None:
-    await session.execute(
-        update(AuthSession).where(AuthSession.id == auth_session_id).values(last_seen_at=now)
-    )
-    await session.commit()
-
-
-@use_case
-async def end_session(session: AsyncSession, auth_session_id: int) -> None:
-    await session.execute(
-        update(AuthSession)
-        .where(AuthSession.id == auth_session_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-    await session.commit()
-
-
-async def _revoke_sessions(session: AsyncSession, user_id: int, *, keep: int | None = None) -> int:
-    query = update(AuthSession).where(
-        AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
-    )
-    if keep is not None:
-        query = query.where(AuthSession.id != keep)
-    result = await session.execute(query.values(revoked_at=utcnow()))
-    return result.rowcount
-
-
-@use_case
-async def end_other_sessions(session: AsyncSession, user_id: int, keep: int) -> int:
-    """Log out every session of the user but `keep`; returns how many were ended."""
-    ended = await _revoke_sessions(session, user_id, keep=keep)
-    await session.commit()
-    return ended
-
-
-async def active_sessions(
-    session: AsyncSession, settings: AccountSettings, user_id: int
-) -> list[AuthSession]:
-    now = utcnow()
-    rows = await session.scalars(
-        select(AuthSession)
-        .where(
-            AuthSession.user_id == user_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > now,
-        )
-        .order_by(AuthSession.last_seen_at.desc())
-    )
-    return [row for row in rows if _is_live(row, settings, now)]
 
 
 # --- Password reset and changes ---------------------------------------------------------------
 
 
 @use_case
-async def request_password_reset(
-    session: AsyncSession, settings: AccountSettings, email: str
-) -> None:
-    """Mail a reset link if an account has this address; answer the same either way."""
-    try:
-        email = normalise_email(email)
-    except Invalid:
-        return
-    user = await session.scalar(select(User).where(User.email == email))
-    if user is None:
-        return
-    signed = await _issue_token(session, settings, user, TokenPurpose.RESET_PASSWORD, email)
-    enqueue_mail(
-        session,
-        to_address=email,
-        to_name=user.display_name,
-        template="reset_password",
-        name=user.display_name,
-        link=settings.link("/auth/reset/" + signed),
-        base_url=settings.base_url,
-    )
-    await session.commit()
-
-
-async def check_reset_link(session: AsyncSession, settings: AccountSettings, signed: str) -> None:
-    """Raises Invalid if the reset link cannot be used (so the form is not shown for nothing)."""
-    try:
-        await _redeem_token(session, settings, TokenPurpose.RESET_PASSWORD, signed)
-    finally:
-        await session.rollback()  # only looking: the token stays unused
-
-
-@use_case
-async def reset_password(
-    session: AsyncSession, settings: AccountSettings, signed: str, new_password: str
-) -> User:
-    """Set a new password from a reset link; every session and API token of the account is
-    revoked and a notice is mailed. Raises Invalid for a bad link or password (the link stays
-    usable after a refused password)."""
-    _, user = await _redeem_token(session, settings, TokenPurpose.RESET_PASSWORD, signed)
-    if problem := password_problem(new_password, user.email):
-        raise Invalid(problem, field="password")
-    await _set_password(session, settings, user, new_password)
-    await _revoke_sessions(session, user.id)
-    # A reset is what someone does after losing control of the account: whatever was signed
-    # in with it is cut off, API tokens included (a plain password change keeps them).
-    await session.execute(
-        update(ApiToken)
-        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-    # Whoever reads the mailbox owns the address: a reset validates it too.
-    user.email_verified_at = user.email_verified_at or utcnow()
-    await session.execute(delete(LoginThrottle).where(LoginThrottle.email == user.email))
-    await session.commit()
-    return user
-
-
-async def _set_password(
-    session: AsyncSession, settings: AccountSettings, user: User, new_password: str
-) -> None:
-    user.password_hash = await settings.hasher.hash(new_password)
-    enqueue_mail(
-        session,
-        to_address=user.email,
-        to_name=user.display_name,
-        template="password_changed",
-        name=user.display_name,
-        link=settings.link("/auth/forgot"),
-        base_url=settings.base_url,
-    )
-
-
-@use_case
-async def change_password(
-    session: AsyncSession,
-    settings: AccountSettings,
-    user_id: int,
-    *,
-    current_password: str,
-    new_password: str,
-    keep_session: int,
-) -> None:
-    """Change the password (the current one is required); every other session is revoked."""
-    user = await _user(session, user_id)
-    if not await settings.hasher.verify(user.password_hash, current_password):
-        raise Invalid("That is not your current password.", field="current_password")
-    if problem := password_problem(new_password, user.email):
-        raise Invalid(problem, field="new_password")
-    await _set_password(session, settings, user, new_password)
-    await _revoke_sessions(session, user.id, keep=keep_session)
-    await session.commit()
-
-
-@use_case
 async def change_display_name(session: AsyncSession, user_id: int, display_name: str) -> User:
     display_name = display_name.strip()
-    if problem := _display_name_problem(display_name):
+    if problem := display_name_problem(display_name):
         raise Invalid(problem, field="display_name")
-    user = await _user(session, user_id)
+    user = await user_by_id(session, user_id)
     user.display_name = display_name
     await session.commit()
     return user
@@ -582,7 +239,7 @@ async def change_display_name(session: AsyncSession, user_id: int, display_name:
 @use_case
 async def set_mail_notifications(session: AsyncSession, user_id: int, enabled: bool) -> None:
     """Turn the mail about watched issues on or off."""
-    user = await _user(session, user_id)
+    user = await user_by_id(session, user_id)
     user.notify_by_email = enabled
     await session.commit()
 
@@ -598,15 +255,15 @@ async def request_email_change(
 ) -> None:
     """Mail a confirmation link to the new address; the account keeps its address until the
     link is followed."""
-    user = await _user(session, user_id)
+    user = await user_by_id(session, user_id)
     if not await settings.hasher.verify(user.password_hash, current_password):
         raise Invalid("That is not your current password.", field="current_password")
     new_email = normalise_email(new_email)
     if new_email == user.email:
         raise Invalid("That is already your address.", field="email")
-    if await _email_taken(session, new_email):
+    if await email_taken(session, new_email):
         raise Invalid("Another account uses that address.", field="email")
-    await _send_address_link(session, settings, user, TokenPurpose.CHANGE_EMAIL, new_email)
+    await send_address_link(session, settings, user, TokenPurpose.CHANGE_EMAIL, new_email)
     await session.commit()
 
 
@@ -614,8 +271,8 @@ async def request_email_change(
 async def confirm_email_change(
     session: AsyncSession, settings: AccountSettings, signed: str
 ) -> User:
-    token, user = await _redeem_token(session, settings, TokenPurpose.CHANGE_EMAIL, signed)
-    if await _email_taken(session, token.email, besides=user.id):
+    token, user = await redeem_token(session, settings, TokenPurpose.CHANGE_EMAIL, signed)
+    if await email_taken(session, token.email, besides=user.id):
         raise Conflict("Another account took that address meanwhile.")
     user.email = token.email
     user.email_verified_at = utcnow()
@@ -623,7 +280,7 @@ async def confirm_email_change(
     return user
 
 
-async def _user(session: AsyncSession, user_id: int) -> User:
+async def user_by_id(session: AsyncSession, user_id: int) -> User:
     user = await session.get(User, user_id)
     if user is None:
         raise Forbidden("No such account.")
@@ -646,7 +303,7 @@ async def create_admin(
     user = await session.scalar(select(User).where(User.email == email))
     if user is None:
         display_name = display_name.strip() or email.split("@")[0]
-        if problem := _display_name_problem(display_name):
+        if problem := display_name_problem(display_name):
             raise Invalid(problem, field="display_name")
         user = User(
             email=email, handle=await unique_handle(session, email), display_name=display_name
@@ -657,40 +314,3 @@ async def create_admin(
     user.email_verified_at = user.email_verified_at or utcnow()
     await session.commit()
     return user
-
-
-async def live_sessions(
-    session: AsyncSession, settings: AccountSettings, auth_session_ids: Iterable[int]
-) -> dict[int, User]:
-    """Of these login sessions, the ones still live, with their users: what the live streams
-    of a worker check all at once, now and then."""
-    wanted = sorted(set(auth_session_ids))
-    now, live = utcnow(), {}
-    for start in range(0, len(wanted), 500):  # SQLite takes a limited number of parameters
-        rows = await session.execute(
-            select(AuthSession, User)
-            .join(User, User.id == AuthSession.user_id)
-            .where(AuthSession.id.in_(wanted[start : start + 500]))
-        )
-        for auth_session, user in rows:
-            if _is_live(auth_session, settings, now):
-                live[auth_session.id] = user
-    return live
-
-
-async def session_still_valid(
-    session: AsyncSession, settings: AccountSettings, auth_session_id: int
-) -> User | None:
-    """The user of a login session if it is still live (not revoked, not expired): what a long
-    stream checks now and then."""
-    row = (
-        await session.execute(
-            select(AuthSession, User)
-            .join(User, User.id == AuthSession.user_id)
-            .where(AuthSession.id == auth_session_id)
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    auth_session, user = row
-    return user if _is_live(auth_session, settings, utcnow()) else None

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Activity, Issue, Project, User
-from app.webhooks.queue import enqueue_deliveries
+from app.outbound.webhooks.queue import enqueue_deliveries
 
 
 async def take_project_counters(

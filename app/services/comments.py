@@ -8,8 +8,8 @@ from sqlalchemy.orm import selectinload
 
 from app.db import utcnow
 from app.errors import Forbidden, Invalid, NotFound
-from app.markdown import find_mentions
 from app.models import Comment, Issue, Membership, Project, User
+from app.rendering.markdown import find_mentions
 from app.services import notifications, search
 from app.services.access import readable_project, writable_project
 from app.services.activity import record_activity

@@ -4,37 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, any_, bindparam, func, select, union_all
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from app.errors import Conflict, Invalid, NotFound
 from app.models import (
     Activity,
-    Comment,
     Issue,
-    IssueLabel,
     Label,
     Membership,
-    Project,
     User,
     Watcher,
     WorkflowStatus,
 )
 from app.models.issue import POSITION_STEP, IssueType, Priority
-from app.models.user import initials_of
 from app.services import notifications, search
 from app.services.access import (
-    PROJECT_WITH_ROLE,
     readable_project,
-    require_readable,
     writable_project,
 )
 from app.services.activity import record_activity, take_project_counters
+from app.services.issue_views import ISSUE_DETAILS
 from app.services.text import storable
 from app.services.transaction import use_case
 
@@ -53,17 +47,6 @@ EDITABLE_FIELDS = (
 )
 ISSUE_TYPES = tuple(kind.value for kind in IssueType)
 PRIORITIES = tuple(priority.value for priority in Priority)
-
-# Everything a page that shows an issue needs, loaded in a few queries instead of one per use.
-# What a page shows of an issue (relationships are lazy="raise"): the one-per-issue rows joined
-# into the issue's own query, the labels in one more.
-ISSUE_DETAILS = (
-    joinedload(Issue.project, innerjoin=True),
-    joinedload(Issue.status, innerjoin=True),
-    joinedload(Issue.assignee),
-    joinedload(Issue.reporter),
-    selectinload(Issue.labels),
-)
 
 
 def _choice(value: str, allowed: Sequence[str], field_name: str) -> str:
@@ -205,146 +188,6 @@ async def create_issue(
 
 
 # --- Reading ----------------------------------------------------------------------------------
-
-
-async def get_issue(
-    session: AsyncSession, actor: User | None, project_id: int, number: int
-) -> Issue:
-    """The issue (project and number) with its details if `actor` may read it, else NotFound."""
-    project = await readable_project(session, actor, project_id)
-    issue = await session.scalar(
-        select(Issue)
-        .where(Issue.project_id == project.id, Issue.number == number)
-        .options(*ISSUE_DETAILS)
-        # Fresh from the database even when a use case of this request loaded it before.
-        .execution_options(populate_existing=True)
-    )
-    if issue is None:
-        raise NotFound(f"No issue {project.key}-{number}.")
-    return issue
-
-
-async def get_issue_by_id(session: AsyncSession, actor: User | None, issue_id: int) -> Issue:
-    """The issue with its details if `actor` may read it, else NotFound."""
-    found = await session.execute(
-        select(Issue.project_id, Issue.number).where(Issue.id == issue_id)
-    )
-    row = found.one_or_none()
-    if row is None:
-        raise NotFound("No such issue.")
-    return await get_issue(session, actor, row.project_id, row.number)
-
-
-async def get_issue_by_key(session: AsyncSession, actor: User | None, key: str) -> Issue:
-    """The issue named `key` (such as WEB-12) if `actor` may read it; NotFound otherwise,
-    whether it is missing or private."""
-    heading = await issue_heading(session, actor, key)
-    return await get_issue(session, actor, heading.project.id, heading.number)
-
-
-@dataclass
-class IssueHeading:
-    """What names an issue, and what its page is kept by: its project (with the counter that
-    every change bumps) and whether the viewer watches it."""
-
-    id: int
-    number: int
-    title: str
-    project: Project
-    watching: bool
-
-    @property
-    def key(self) -> str:
-        return f"{self.project.key}-{self.number}"
-
-
-# An issue page's first query, built once (see access.PROJECT_WITH_ROLE).
-ISSUE_HEADING = (
-    PROJECT_WITH_ROLE.add_columns(Issue.id, Issue.title, Watcher.watching)
-    .outerjoin(Issue, and_(Issue.project_id == Project.id, Issue.number == bindparam("number")))
-    .outerjoin(
-        Watcher,
-        and_(Watcher.issue_id == Issue.id, Watcher.user_id == bindparam("viewer_id")),
-    )
-    .where(Project.key == bindparam("project_key"))
-)
-
-
-async def issue_heading(session: AsyncSession, actor: User | None, key: str) -> IssueHeading:
-    """The heading of the issue named `key` if `actor` may read it (one query, with the
-    viewer's role), else NotFound, whether it is missing or private."""
-    project_key, _, number = key.upper().rpartition("-")
-    missing = f"No issue {key}."
-    if not number.isdigit() or len(number) > 9:
-        raise NotFound(missing)
-    parameters = {
-        "viewer_id": actor.id if actor else None,
-        "project_key": project_key,
-        "number": int(number),
-    }
-    row = (await session.execute(ISSUE_HEADING, parameters)).one_or_none()
-    if row is None:
-        raise NotFound(missing)
-    project = row[0]
-    await require_readable(session, actor, project, row.role, missing=missing)
-    if row.id is None:
-        raise NotFound(missing)
-    return IssueHeading(row.id, int(number), row.title, project, bool(row.watching))
-
-
-@dataclass
-class TimelineEntry:
-    """One line of an issue's history: a comment, or a change from the activity log."""
-
-    at: datetime
-    kind: str
-    actor: User | None
-    comment: Comment | None = None
-    activity: Activity | None = None
-
-
-async def timeline(session: AsyncSession, issue: Issue) -> list[TimelineEntry]:
-    """Comments and changes of the issue, oldest first, in one list."""
-    comments = list(
-        await session.scalars(
-            select(Comment)
-            .where(Comment.issue_id == issue.id)
-            .options(joinedload(Comment.author))
-            .order_by(Comment.created_at, Comment.id)
-        )
-    )
-    changes = list(
-        await session.scalars(
-            select(Activity)
-            .where(
-                Activity.issue_id == issue.id,
-                Activity.kind.in_(
-                    (
-                        "issue.created",
-                        "issue.updated",
-                        "issue.moved",
-                        "comment.edited",
-                        "comment.deleted",
-                    )
-                ),
-            )
-            .options(joinedload(Activity.actor))
-            .order_by(Activity.seq)
-        )
-    )
-    entries = [TimelineEntry(c.created_at, "comment", c.author, comment=c) for c in comments]
-    entries += [TimelineEntry(a.created_at, a.kind, a.actor, activity=a) for a in changes]
-    entries.sort(key=lambda entry: entry.at)
-    return entries
-
-
-async def is_watching(session: AsyncSession, issue_id: int, user: User | None) -> bool:
-    if user is None:
-        return False
-    watching = await session.scalar(
-        select(Watcher.watching).where(Watcher.issue_id == issue_id, Watcher.user_id == user.id)
-    )
-    return bool(watching)
 
 
 # --- Editing ----------------------------------------------------------------------------------
@@ -582,25 +425,6 @@ async def set_watching(session: AsyncSession, actor: User, issue_id: int, watchi
     await session.commit()
 
 
-async def watched_issues(session: AsyncSession, viewer: User, *, limit: int = 100) -> list[Issue]:
-    """Issues the viewer watches in projects they can still read, most recently updated first."""
-    member_of = select(Membership.project_id).where(Membership.user_id == viewer.id)
-    return list(
-        await session.scalars(
-            select(Issue)
-            .join(Watcher, (Watcher.issue_id == Issue.id) & (Watcher.user_id == viewer.id))
-            .join(Project, Project.id == Issue.project_id)
-            .where(
-                Watcher.watching.is_(True),
-                (Project.is_public.is_(True)) | (Project.id.in_(member_of)),
-            )
-            .options(*ISSUE_DETAILS)
-            .order_by(Issue.updated_at.desc(), Issue.id.desc())
-            .limit(limit)
-        )
-    )
-
-
 # --- The board --------------------------------------------------------------------------------
 
 
@@ -674,148 +498,3 @@ async def move_issue(
     await notifications.notify(session, issue, activity, actor, status_changed=bool(changes))
     await session.commit()
     return issue
-
-
-async def board_columns(
-    session: AsyncSession, viewer: User | None, project_id: int
-) -> list[tuple[WorkflowStatus, list[Issue]]]:
-    """The project's columns, each with its cards in board order."""
-    project = await readable_project(session, viewer, project_id)
-    statuses = list(
-        await session.scalars(
-            select(WorkflowStatus)
-            .where(WorkflowStatus.project_id == project.id)
-            .order_by(WorkflowStatus.position, WorkflowStatus.id)
-        )
-    )
-    cards = await session.scalars(
-        select(Issue)
-        .where(Issue.project_id == project.id)
-        .options(*ISSUE_DETAILS)
-        .order_by(Issue.position, Issue.id)
-    )
-    by_status: dict[int, list[Issue]] = {status.id: [] for status in statuses}
-    for card in cards:
-        by_status.setdefault(card.status_id, []).append(card)
-    return [(status, by_status[status.id]) for status in statuses]
-
-
-def _among(session: AsyncSession, column: Any, ids: list[int]) -> ColumnElement[bool]:
-    """`column IN ids`, as one array parameter on PostgreSQL: a board's hundreds of ids would
-    otherwise be compiled into hundreds of parameters on every view."""
-    if session.bind.dialect.name == "postgresql":
-        return column == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
-    return column.in_(ids)
-
-
-# A board shows at most this many cards per column (the rest are one search away): a column
-# of a project with 100,000 open issues must not load them all.
-BOARD_COLUMN_LIMIT = 500
-
-
-@dataclass(frozen=True)
-class BoardCard:
-    """What the board needs of a card to place it and to know whether its HTML is current;
-    read without building ORM objects (a board has hundreds)."""
-
-    id: int
-    number: int
-    version: int
-    status_id: int
-    position: int
-    title: str
-    type: str
-    priority: str
-    assignee: tuple[str, str, str] | None  # handle, display name, initials
-    labels: tuple[tuple[int, str, str], ...]  # id, name, colour
-
-
-@dataclass
-class BoardColumn:
-    status: WorkflowStatus
-    cards: list[BoardCard]
-    total: int  # may exceed len(cards): see BOARD_COLUMN_LIMIT
-
-
-async def board(
-    session: AsyncSession,
-    viewer: User | None,
-    project_id: int,
-    *,
-    per_column: int = BOARD_COLUMN_LIMIT,
-) -> list[BoardColumn]:
-    """The project's columns with their first cards in board order, and each one's count."""
-    project = await readable_project(session, viewer, project_id)
-    statuses = list(
-        await session.scalars(
-            select(WorkflowStatus)
-            .where(WorkflowStatus.project_id == project.id)
-            .order_by(WorkflowStatus.position, WorkflowStatus.id)
-        )
-    )
-    if not statuses:
-        return []
-    counted = await session.execute(
-        select(Issue.status_id, func.count())
-        .where(Issue.project_id == project.id)
-        .group_by(Issue.status_id)
-    )
-    totals: dict[int, int] = {status_id: count for status_id, count in counted}
-    # One statement, each column an index range scan of (project_id, status_id, position).
-    per_status = [
-        select(
-            Issue.id,
-            Issue.number,
-            Issue.version,
-            Issue.status_id,
-            Issue.position,
-            Issue.title,
-            Issue.type,
-            Issue.priority,
-            User.handle,
-            User.display_name,
-            User.email,
-        )
-        .outerjoin(User, User.id == Issue.assignee_id)
-        .where(Issue.project_id == project.id, Issue.status_id == status.id)
-        .order_by(Issue.position, Issue.id)
-        .limit(per_column)
-        .subquery()
-        .select()
-        for status in statuses
-    ]
-    rows = (await session.execute(union_all(*per_status))).all()
-    labels: dict[int, list[tuple[int, str, str]]] = {}
-    if rows:
-        label_rows = await session.execute(
-            select(IssueLabel.c.issue_id, Label.id, Label.name, Label.color)
-            .join(Label, Label.id == IssueLabel.c.label_id)
-            .where(_among(session, IssueLabel.c.issue_id, [row[0] for row in rows]))
-            .order_by(IssueLabel.c.issue_id, Label.name)
-        )
-        for issue_id, label_id, name, color in label_rows:
-            labels.setdefault(issue_id, []).append((label_id, name, color))
-    by_status: dict[int, list[BoardCard]] = {status.id: [] for status in statuses}
-    for row in rows:
-        issue_id, number, version, status_id, position, title, type_, priority = row[:8]
-        handle, name, email = row[8:]
-        by_status[status_id].append(
-            BoardCard(
-                id=issue_id,
-                number=number,
-                version=version,
-                status_id=status_id,
-                position=position,
-                title=title,
-                type=type_,
-                priority=priority,
-                assignee=(handle, name, initials_of(name, email)) if handle else None,
-                # By name as Python orders it, as a live event's card does (not by collation).
-                labels=tuple(sorted(labels.get(issue_id, ()), key=lambda la: (la[1], la[0]))),
-            )
-        )
-    for cards in by_status.values():
-        cards.sort(key=lambda card: (card.position, card.id))  # a union keeps no order
-    return [
-        BoardColumn(status, by_status[status.id], totals.get(status.id, 0)) for status in statuses
-    ]

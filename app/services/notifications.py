@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.db import begin_writing, utcnow
-from app.mail import enqueue_mail
 from app.models import Activity, Issue, Membership, Notification, Project, User, Watcher
+from app.outbound.mail import enqueue_mail
 
 # A burst of changes is mailed once it has been quiet this long, or once its first change is
 # this old, whichever comes first (decision 0006).

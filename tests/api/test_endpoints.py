@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Activity, Comment, Issue, Label
-from app.services import activity, issues, projects
+from app.services import activity, boards, issue_views, issues, projects
 from app.services.issues import IssueChanges
 from tests.api.conftest import ApiWorld
 
@@ -280,7 +280,7 @@ async def test_if_match_on_a_stale_version_answers_412_with_the_current_issue(
     assert stale["issue"]["title"] == "Changed on the page" and stale["issue"]["version"] == 2
     await fresh(session)
     owner = world.people["owner"]
-    assert (await issues.get_issue_by_id(session, owner, world.issue.id)).title != "Mine"
+    assert (await issue_views.get_issue_by_id(session, owner, world.issue.id)).title != "Mine"
 
     status, current, headers = await call(
         client,
@@ -330,7 +330,7 @@ async def test_moving_a_card_and_bulk_updates(
     assert status == 200, moved_second
     assert moved_second["status"]["name"] == "Done", moved_second
     await fresh(session)  # forget what this session loaded before the API's moves
-    columns = dict(await issues.board_columns(session, world.people["owner"], world.project.id))
+    columns = dict(await boards.board_columns(session, world.people["owner"], world.project.id))
     done_column = next(cards for column, cards in columns.items() if column.id == done)
     assert [card.number for card in done_column] == [2, 1]
     moves = await session.scalars(select(Activity.kind).where(Activity.kind == "issue.moved"))

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, settings
 from quart import Quart
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from app import create_app, schema
-from app.db import create_engine
+from app import create_app
+from app.db import create_engine, migrations
 from tests.api.conftest import ApiWorld, build_api_world
 from tests.conftest import (
     create_scratch_postgres_database,
@@ -52,7 +52,7 @@ async def fuzz_target(
         assert admin_url is not None
         url = await create_scratch_postgres_database(admin_url)
     engine = create_engine(url)
-    await schema.upgrade(engine)
+    await migrations.upgrade(engine)
     async with async_sessionmaker(engine, expire_on_commit=False)() as session:
         world = await build_api_world(session)
     await engine.dispose()

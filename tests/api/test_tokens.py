@@ -18,7 +18,7 @@ from app.models import ApiToken, Issue, User
 from app.security import token_digest
 from app.services import api_tokens
 from tests.api.conftest import ApiWorld, bearer
-from tests.web import PASSWORD, csrf_token, log_in, submit, text_of
+from tests.pages import PASSWORD, csrf_token, log_in, submit, text_of
 
 SECRET = re.compile(r"data-token-secret>(iss_[A-Za-z0-9_-]+)<")
 

@@ -11,9 +11,9 @@ from sqlalchemy import func, select, update
 
 from app.db import utcnow
 from app.models import AccountToken, AuthSession, LoginThrottle, OutboxMessage, User
-from app.services import accounts, api_tokens
+from app.services import api_tokens, login_sessions
 from tests.mailcatcher import MailCatcher
-from tests.web import PASSWORD, log_in, sign_up, submit, text_of
+from tests.pages import PASSWORD, log_in, sign_up, submit, text_of
 
 
 async def deliver(app: Quart) -> None:
@@ -327,7 +327,7 @@ async def test_log_out_my_other_sessions(app: Quart, client) -> None:
 
 async def test_failed_logins_slow_down_then_recover(app: Quart, client) -> None:
     await make_account(app, client)
-    for _ in range(accounts.FREE_LOGIN_FAILURES + 1):
+    for _ in range(login_sessions.FREE_LOGIN_FAILURES + 1):
         assert (await log_in(client, "ann@example.com", "wrong password!")).status_code == 400
     # Now even the right password must wait, and the answer says for how long.
     waiting = await log_in(client, "ann@example.com")
@@ -347,16 +347,16 @@ async def test_the_delay_grows_and_never_locks_out_for_good() -> None:
     from app.models import LoginThrottle
 
     delays = [
-        accounts._login_delay(LoginThrottle(failures=n, last_failure_at=utcnow()))
+        login_sessions._login_delay(LoginThrottle(failures=n, last_failure_at=utcnow()))
         for n in range(1, 30)
     ]
-    assert delays[: accounts.FREE_LOGIN_FAILURES] == [timedelta(0)] * 3
+    assert delays[: login_sessions.FREE_LOGIN_FAILURES] == [timedelta(0)] * 3
     assert delays == sorted(delays)
-    assert max(delays) == accounts.LONGEST_LOGIN_DELAY
+    assert max(delays) == login_sessions.LONGEST_LOGIN_DELAY
 
 
 async def test_an_unknown_address_is_throttled_like_a_known_one(app: Quart, client) -> None:
-    for _ in range(accounts.FREE_LOGIN_FAILURES + 1):
+    for _ in range(login_sessions.FREE_LOGIN_FAILURES + 1):
         await log_in(client, "nobody@example.com", "wrong password!")
     assert (await log_in(client, "nobody@example.com")).status_code == 429
 

@@ -9,7 +9,7 @@ from quart import Quart
 
 from app import create_app
 from app.blueprints.guards import CONTENT_SECURITY_POLICY, safe_next
-from tests.web import csrf_token, log_in, sign_up, submit, text_of
+from tests.pages import csrf_token, log_in, sign_up, submit, text_of
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from quart.testing.app import LifespanError
 
-from app import create_app, schema
-from app.db import create_engine
-from app.schema import _script_directory, code_heads
+from app import create_app
+from app.db import create_engine, migrations
+from app.db.migrations import _script_directory, code_heads
 
 
 async def test_home_page_answers_with_the_layout(client) -> None:
@@ -62,7 +62,7 @@ async def test_a_database_behind_the_code_is_refused_at_start(tmp_path: Path) ->
     url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)
     previous = _script_directory().get_revision(code_heads()[0]).down_revision
-    await schema.upgrade(engine, str(previous))
+    await migrations.upgrade(engine, str(previous))
     await engine.dispose()
     app = create_app("testing", DATABASE_URL=url)
     # The worker's start-up fails (hypercorn then stops the server) with the reason.

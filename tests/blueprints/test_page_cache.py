@@ -11,11 +11,11 @@ from sqlalchemy import update
 from app.blueprints.page_cache import PageCache
 from app.db import utcnow
 from app.models import User
-from app.services import accounts, comments, issues, projects
+from app.services import accounts, comments, issue_views, issues, projects
 from app.services.issues import IssueChanges
 from tests.factories import make_issue, make_user
 from tests.live.test_stream import Team, session_of, team
-from tests.web import log_in, submit, text_of
+from tests.pages import log_in, submit, text_of
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -60,7 +60,7 @@ async def test_a_change_made_by_someone_else_shows_on_the_next_view(app: Quart) 
     for view in (path, "/p/LIVE/board", "/p/LIVE?q=is:open"):
         await page(t.owner_client, view)  # kept
     async with await session_of(app) as session:
-        found = await issues.get_issue_by_key(session, t.member, f"LIVE-{number}")
+        found = await issue_views.get_issue_by_key(session, t.member, f"LIVE-{number}")
         await issues.update_issue(
             session,
             t.member,

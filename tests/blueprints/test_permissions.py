@@ -18,12 +18,12 @@ from sqlalchemy import select
 
 from app import create_app
 from app.models import Comment, Label, Role, SavedSearch, WebhookDelivery, WorkflowStatus
-from app.services import api_tokens, comments, projects, search, webhooks
-from app.webhooks import TargetPolicy
+from app.outbound.webhooks import TargetPolicy
+from app.services import api_tokens, comments, project_webhooks, projects, search
 from tests.conftest import app_settings
 from tests.factories import add_member, make_issue, make_project, make_user
 from tests.mailcatcher import MailCatcher
-from tests.web import PASSWORD, csrf_token, log_in
+from tests.pages import PASSWORD, csrf_token, log_in
 
 VISITORS = ("anonymous", "outsider", "viewer", "member", "admin", "owner")
 
@@ -152,7 +152,7 @@ async def build_world(app: Quart, public: bool) -> World:
         owner = people["owner"]
         project = await make_project(session, owner, key="PRJ", is_public=public)
         # Sent nowhere (nothing sends in tests); its first delivery is the one to redeliver.
-        hook = await webhooks.create_webhook(
+        hook = await project_webhooks.create_webhook(
             session,
             owner,
             project.id,

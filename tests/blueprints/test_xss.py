@@ -10,7 +10,7 @@ from app.errors import Invalid
 from app.models import Issue, Membership, User
 from app.services import comments, issues, projects
 from tests.factories import make_project, make_user
-from tests.web import PASSWORD, log_in
+from tests.pages import PASSWORD, log_in
 from tests.xss.checks import assert_no_executable_html, load_payloads
 
 PAGE_SIZE = 50

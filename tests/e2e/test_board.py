@@ -9,7 +9,7 @@ from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
 from app.models import Role, User
-from app.services import issues, projects
+from app.services import issue_views, issues, projects
 from tests.e2e.conftest import LiveServer, screenshot_path
 from tests.e2e.test_tracker import log_in, make_account, watch_for_problems
 
@@ -81,7 +81,7 @@ async def test_a_page_that_was_offline_catches_up_on_every_change(
         session.expunge(ann)
         columns = await projects.workflow(session, 1)
         for number, column in ((1, columns[3]), (2, columns[4])):
-            issue = await issues.get_issue(session, ann, 1, number)
+            issue = await issue_views.get_issue(session, ann, 1, number)
             await issues.move_issue(
                 session,
                 ann,
@@ -169,7 +169,7 @@ async def test_a_stale_move_is_refused_and_the_card_goes_back(
     async with live_server.app.extensions["database"].sessionmaker() as session:
         bob = await session.scalar(select(User).where(User.email == "bob@example.com"))
         session.expunge(bob)
-        issue = await issues.get_issue(session, bob, 1, 1)
+        issue = await issue_views.get_issue(session, bob, 1, 1)
         columns = await projects.workflow(session, 1)
         await issues.move_issue(
             session, bob, issue.id, status_id=columns[2].id, before_id=None, expected_version=1
@@ -196,7 +196,7 @@ async def test_swimlanes_by_assignee_follow_live_changes(
     async with live_server.app.extensions["database"].sessionmaker() as session:
         bob = await session.scalar(select(User).where(User.email == "bob@example.com"))
         session.expunge(bob)
-        issue = await issues.get_issue(session, bob, 1, 3)
+        issue = await issue_views.get_issue(session, bob, 1, 3)
         await issues.update_issue(
             session, bob, issue.id, issues.IssueChanges(assignee_id=bob.id), expected_version=1
         )

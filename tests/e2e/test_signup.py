@@ -7,7 +7,7 @@ from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import LiveServer, screenshot_path, wait_for_mail
 from tests.mailcatcher import MailCatcher
-from tests.web import PASSWORD
+from tests.pages import PASSWORD
 
 pytestmark = pytest.mark.browser
 

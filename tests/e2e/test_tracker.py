@@ -8,7 +8,7 @@ from playwright.async_api import Browser, Page, expect
 from app.db import utcnow
 from app.models import User
 from tests.e2e.conftest import LiveServer, screenshot_path
-from tests.web import PASSWORD
+from tests.pages import PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app import create_app
 from app.blueprints.errors import is_database_outage
+from tests.pages import sign_up
 from tests.servers import free_port
-from tests.web import sign_up
 
 
 @pytest.fixture

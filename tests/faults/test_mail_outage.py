@@ -13,11 +13,11 @@ from quart import Quart
 from sqlalchemy import func, select
 
 from app import create_app
-from app.mail.outbox import retry_mail
 from app.models import MailStatus, OutboxMessage
+from app.outbound.mail.outbox import retry_mail
 from tests.conftest import app_settings
 from tests.mailcatcher import MailCatcher
-from tests.web import sign_up, submit
+from tests.pages import sign_up, submit
 
 PEOPLE = 100
 

@@ -15,7 +15,7 @@ from app.live.presence import ANNOUNCE_LIMIT_BYTES, Presence, Viewer
 from tests.conftest import app_settings
 from tests.live.test_stream import Stream, stream, team
 from tests.mailcatcher import MailCatcher
-from tests.web import log_in
+from tests.pages import log_in
 
 
 async def viewers_seen(opened: Stream, until: set[tuple[str, str]]) -> list[dict]:

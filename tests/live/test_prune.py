@@ -10,13 +10,13 @@ from quart import Quart
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.commands.maintenance import prune_activity
 from app.db import utcnow
 from app.live.stream import RESYNC_EVENT, StreamSettings, event_stream
-from app.maintenance import prune_activity
 from app.models import Activity, Project
 from app.services import comments
 from tests.factories import make_issue, make_project, make_user
-from tests.web import PASSWORD, log_in
+from tests.pages import PASSWORD, log_in
 
 
 async def first_events(stream: AsyncIterator[bytes], count: int) -> list[bytes]:

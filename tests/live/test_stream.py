@@ -18,7 +18,7 @@ from app.services.issues import IssueChanges
 from tests.conftest import app_settings
 from tests.factories import add_member, make_issue, make_project, make_user
 from tests.mailcatcher import MailCatcher
-from tests.web import PASSWORD, log_in
+from tests.pages import PASSWORD, log_in
 
 
 @dataclass

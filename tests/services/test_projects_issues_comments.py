@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.models import Activity, Comment, Issue, Membership, Project, Role
-from app.services import comments, issues, projects
+from app.services import comments, issue_views, issues, projects
 from app.services.activity import activity_since
 from tests.factories import add_member, make_issue, make_project, make_user
 
@@ -113,7 +113,7 @@ async def test_a_viewer_cannot_create_issues_and_an_outsider_cannot_see_a_privat
     with pytest.raises(NotFound):
         await issues.create_issue(session, outsider, project_id, title="Nope")
     with pytest.raises(NotFound):
-        await issues.get_issue(session, outsider, project_id, 1)
+        await issue_views.get_issue(session, outsider, project_id, 1)
     assert await count(session, Issue) == 0
 
 
@@ -124,7 +124,7 @@ async def test_a_public_project_is_readable_but_not_writable_by_outsiders(
     outsider = await make_user(session)
     project = await make_project(session, owner, is_public=True)
     issue = await make_issue(session, owner, project)
-    found = await issues.get_issue(session, outsider, project.id, issue.number)
+    found = await issue_views.get_issue(session, outsider, project.id, issue.number)
     assert found.id == issue.id
     with pytest.raises(Forbidden):
         await comments.add_comment(session, outsider, issue.id, "drive-by")

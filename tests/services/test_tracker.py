@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Forbidden, Invalid, NotFound
 from app.models import Activity, Issue, Notification, Role, Watcher
-from app.services import comments, issues, projects
+from app.services import comments, issue_views, issues, projects
 from app.services.issues import IssueChanges, StaleEdit
 from tests.factories import add_member, make_issue, make_project, make_user
 
@@ -157,7 +157,7 @@ async def test_a_viewer_can_read_but_not_edit(session: AsyncSession) -> None:
     project = await make_project(session, owner)
     await add_member(session, project, viewer, Role.VIEWER)
     issue = await make_issue(session, owner, project)
-    assert (await issues.get_issue_by_key(session, viewer, issue.key)).id == issue.id
+    assert (await issue_views.get_issue_by_key(session, viewer, issue.key)).id == issue.id
     with pytest.raises(Forbidden):
         await issues.update_issue(
             session, viewer, issue.id, IssueChanges(title="x"), expected_version=None
@@ -171,10 +171,10 @@ async def test_issue_keys_lead_to_issues_and_private_ones_do_not_exist(
     outsider = await make_user(session)
     project = await make_project(session, owner, key="SEC")
     issue = await make_issue(session, owner, project)
-    assert (await issues.get_issue_by_key(session, owner, "sec-1")).id == issue.id
+    assert (await issue_views.get_issue_by_key(session, owner, "sec-1")).id == issue.id
     for key in ("SEC-1", "SEC-2", "NOPE-1", "SEC-x"):
         with pytest.raises(NotFound):
-            await issues.get_issue_by_key(session, outsider, key)
+            await issue_views.get_issue_by_key(session, outsider, key)
 
 
 # --- Comments ---------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ async def test_only_the_author_edits_or_deletes_a_comment_and_the_timeline_keeps
         await comments.edit_comment(session, bob, comment_id, "hijacked")
     await comments.edit_comment(session, ann, comment_id, "better words")
     await comments.delete_comment(session, ann, comment_id)
-    kinds = [entry.kind for entry in await issues.timeline(session, issue)]
+    kinds = [entry.kind for entry in await issue_views.timeline(session, issue)]
     assert kinds == ["issue.created", "comment", "comment.edited", "comment.deleted"]
     with pytest.raises(NotFound):
         await comments.edit_comment(session, ann, comment_id, "again")
@@ -319,7 +319,7 @@ async def test_someone_who_unwatched_is_not_subscribed_again(session: AsyncSessi
     await comments.add_comment(session, bob, issue.id, "one")
     await issues.set_watching(session, bob, issue.id, False)
     await comments.add_comment(session, bob, issue.id, "two")
-    assert not await issues.is_watching(session, issue.id, bob)
+    assert not await issue_views.is_watching(session, issue.id, bob)
 
 
 async def test_watchers_are_notified_but_not_of_their_own_changes(session: AsyncSession) -> None:

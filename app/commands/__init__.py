@@ -1,0 +1,1 @@
+"""Admin commands (`quart --app app ...`) and the jobs they run: checks, demo data, pruning."""

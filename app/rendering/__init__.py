@@ -1,0 +1,1 @@
+"""Turning text into HTML: safe Markdown, and synchronous templates for parts rendered in bulk."""

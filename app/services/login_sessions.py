@@ -1,0 +1,244 @@
+"""Logging in and the login sessions it starts: throttled, revocable, checked on every request."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import utcnow
+from app.errors import Invalid, TooManyRequests
+from app.models import AuthSession, LoginThrottle, User
+from app.security import (
+    new_token,
+    token_digest,
+)
+from app.services.accounts import AccountSettings, normalise_email
+from app.services.transaction import use_case
+
+# Failed logins before delays start, and the longest delay: slow enough to stop guessing,
+# never a lockout that an attacker could use to keep the owner out.
+FREE_LOGIN_FAILURES = 3
+
+
+LONGEST_LOGIN_DELAY = timedelta(minutes=15)
+
+
+# last_seen_at is written at most this often, so that reading a page is not a write.
+SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+WRONG_CREDENTIALS = "Wrong email or password."
+
+
+def _login_delay(throttle: LoginThrottle | None) -> timedelta:
+    if throttle is None or throttle.failures <= FREE_LOGIN_FAILURES:
+        return timedelta(0)
+    seconds = 2 ** (throttle.failures - FREE_LOGIN_FAILURES)
+    return min(timedelta(seconds=seconds), LONGEST_LOGIN_DELAY)
+
+
+async def log_in(
+    session: AsyncSession, settings: AccountSettings, *, email: str, password: str
+) -> User:
+    """The user with these credentials. Raises Invalid with the same message for an unknown
+    address and a wrong password (at the same cost), or TooManyRequests while the address
+    must wait after repeated failures."""
+    try:
+        email = normalise_email(email)
+    except Invalid:
+        await settings.hasher.verify(None, password)
+        raise Invalid(WRONG_CREDENTIALS) from None
+    throttle = await session.get(LoginThrottle, email)
+    if throttle is not None:
+        wait_until = throttle.last_failure_at + _login_delay(throttle)
+        if wait_until > utcnow():
+            seconds = math.ceil((wait_until - utcnow()).total_seconds())
+            raise TooManyRequests(
+                seconds, f"Too many failed attempts. Try again in {seconds} seconds."
+            )
+    user = await session.scalar(select(User).where(User.email == email))
+    if not await settings.hasher.verify(user.password_hash if user else None, password):
+        await _record_login_failure(session, email)
+        raise Invalid(WRONG_CREDENTIALS)
+    assert user is not None
+    await _record_login_success(session, settings, user, password, throttle is not None)
+    return user
+
+
+@use_case
+async def _record_login_failure(session: AsyncSession, email: str) -> None:
+    throttle = await session.get(LoginThrottle, email)
+    if throttle is None:
+        session.add(LoginThrottle(email=email, failures=1, last_failure_at=utcnow()))
+    else:
+        throttle.failures += 1
+        throttle.last_failure_at = utcnow()
+    await session.commit()
+
+
+@use_case
+async def _record_login_success(
+    session: AsyncSession, settings: AccountSettings, user: User, password: str, throttled: bool
+) -> None:
+    if throttled:
+        await session.execute(delete(LoginThrottle).where(LoginThrottle.email == user.email))
+    if user.password_hash and settings.hasher.needs_rehash(user.password_hash):
+        # The parameters changed since this hash was made; the password is at hand, so upgrade.
+        user.password_hash = await settings.hasher.hash(password)
+        session.add(user)
+    await session.commit()
+
+
+@use_case
+async def start_session(
+    session: AsyncSession,
+    settings: AccountSettings,
+    user: User,
+    *,
+    remember: bool,
+    user_agent: str = "",
+    client_address: str = "",
+) -> str:
+    """Open a login session and return its secret for the cookie (a new one at every login)."""
+    secret = new_token()
+    lifetime = settings.remember_max if remember else settings.session_max
+    session.add(
+        AuthSession(
+            user_id=user.id,
+            token_digest=token_digest(secret),
+            remember=remember,
+            expires_at=utcnow() + lifetime,
+            user_agent=user_agent[:200],
+            client_address=client_address[:64],
+        )
+    )
+    await session.commit()
+    return secret
+
+
+def _is_live(auth_session: AuthSession, settings: AccountSettings, now: datetime) -> bool:
+    """Not revoked, within its absolute lifetime, and used within its idle lifetime."""
+    idle_limit = settings.remember_idle if auth_session.remember else settings.session_idle
+    return (
+        auth_session.revoked_at is None
+        and auth_session.expires_at > now
+        and auth_session.last_seen_at + idle_limit > now
+    )
+
+
+# Every logged-in request's first query: built once (see access.PROJECT_WITH_ROLE).
+SESSION_AND_USER = (
+    select(AuthSession, User)
+    .join(User, User.id == AuthSession.user_id)
+    .where(AuthSession.token_digest == bindparam("digest"))
+)
+
+
+async def resume_session(
+    session: AsyncSession, settings: AccountSettings, secret: str
+) -> tuple[AuthSession, User] | None:
+    """The live session and its user for a cookie's secret, or None when it is unknown,
+    revoked, idle too long or past its absolute lifetime."""
+    row = (await session.execute(SESSION_AND_USER, {"digest": token_digest(secret)})).one_or_none()
+    if row is None:
+        return None
+    auth_session, user = row
+    now = utcnow()
+    if not _is_live(auth_session, settings, now):
+        return None
+    if now - auth_session.last_seen_at > SESSION_TOUCH_INTERVAL:
+        await _touch_session(session, auth_session.id, now)
+    return auth_session, user
+
+
+@use_case
+async def _touch_session(session: AsyncSession, auth_session_id: int, now: datetime) -> None:
+    await session.execute(
+        update(AuthSession).where(AuthSession.id == auth_session_id).values(last_seen_at=now)
+    )
+    await session.commit()
+
+
+@use_case
+async def end_session(session: AsyncSession, auth_session_id: int) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == auth_session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    await session.commit()
+
+
+async def revoke_sessions(session: AsyncSession, user_id: int, *, keep: int | None = None) -> int:
+    query = update(AuthSession).where(
+        AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+    )
+    if keep is not None:
+        query = query.where(AuthSession.id != keep)
+    result = await session.execute(query.values(revoked_at=utcnow()))
+    return result.rowcount
+
+
+@use_case
+async def end_other_sessions(session: AsyncSession, user_id: int, keep: int) -> int:
+    """Log out every session of the user but `keep`; returns how many were ended."""
+    ended = await revoke_sessions(session, user_id, keep=keep)
+    await session.commit()
+    return ended
+
+
+async def active_sessions(
+    session: AsyncSession, settings: AccountSettings, user_id: int
+) -> list[AuthSession]:
+    now = utcnow()
+    rows = await session.scalars(
+        select(AuthSession)
+        .where(
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+        )
+        .order_by(AuthSession.last_seen_at.desc())
+    )
+    return [row for row in rows if _is_live(row, settings, now)]
+
+
+async def live_sessions(
+    session: AsyncSession, settings: AccountSettings, auth_session_ids: Iterable[int]
+) -> dict[int, User]:
+    """Of these login sessions, the ones still live, with their users: what the live streams
+    of a worker check all at once, now and then."""
+    wanted = sorted(set(auth_session_ids))
+    now, live = utcnow(), {}
+    for start in range(0, len(wanted), 500):  # SQLite takes a limited number of parameters
+        rows = await session.execute(
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.id.in_(wanted[start : start + 500]))
+        )
+        for auth_session, user in rows:
+            if _is_live(auth_session, settings, now):
+                live[auth_session.id] = user
+    return live
+
+
+async def session_still_valid(
+    session: AsyncSession, settings: AccountSettings, auth_session_id: int
+) -> User | None:
+    """The user of a login session if it is still live (not revoked, not expired): what a long
+    stream checks now and then."""
+    row = (
+        await session.execute(
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.id == auth_session_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    auth_session, user = row
+    return user if _is_live(auth_session, settings, utcnow()) else None

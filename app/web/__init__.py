@@ -1,0 +1,1 @@
+"""Serving plumbing below the blueprints: trusted proxies, readiness, the logs."""
