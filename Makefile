@@ -16,7 +16,7 @@ PORT ?= 5000
 help:
 	@echo "make run     set up and serve Issues at http://$(HOST):$(PORT) (SQLite, no other service)"
 	@echo "make test    set up and run the whole test suite"
-	@echo "make lint    ruff check and ruff format --check"
+	@echo "make lint    ruff check, ruff format --check, and the import layers (lint-imports)"
 	@echo "make format  ruff format and ruff check --fix"
 	@echo "make migrate apply the database migrations"
 	@echo "make clean   remove the virtualenv and caches (keeps instance/, your data)"
@@ -66,6 +66,7 @@ test: $(VENDOR)/.installed $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .

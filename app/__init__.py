@@ -1,16 +1,40 @@
-"""The application factory: configuration, database, blueprints, error pages."""
+"""The application factory, and the one composition root: configuration, the database, the
+background work (mail and webhook senders, the digest job, the live broker and its listener)
+connected to the after-commit hooks, then the blueprints, the API and the error pages."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from quart import Quart
 
-from app import api, db, live
+from app import api, db
+from app.blueprints import (
+    account,
+    auth,
+    boards,
+    errors,
+    finding,
+    guards,
+    issues,
+    layout,
+    main,
+    page_cache,
+    project_webhooks,
+    projects,
+)
 from app.commands import cli
 from app.config import config
-from app.outbound import mail, webhooks
+from app.db import Database
+from app.live import Broker, CardCache, PostgresListener
+from app.outbound.mail import mail_sender_from_config
+from app.outbound.webhooks import webhook_sender_from_config
+from app.services import login_sessions, notifications
+from app.services.accounts import AccountSettings
 from app.web import forwarded, health, logs
 
 
@@ -34,36 +58,106 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
     app.config["CONFIG_NAME"] = config_name
     logs.configure_logging(app)
 
-    db.init_app(app)
+    database = db.init_app(app)
     health.init_app(app)  # first of the start-up work: refuses a schema behind the code
-    mail.init_app(app)
-    webhooks.init_app(app)
-    live.init_app(app)
-
-    from app.blueprints import (
-        account,
-        auth,
-        boards,
-        errors,
-        finding,
-        guards,
-        issues,
-        layout,
-        main,
-        page_cache,
-        project_webhooks,
-        projects,
-    )
+    app.extensions["account_settings"] = AccountSettings.from_config(app.config)
+    _connect_mail(app, database)
+    _connect_webhooks(app, database)
+    _connect_live(app, database)
 
     guards.init_app(app)
     page_cache.init_app(app)
     layout.init_app(app)
-    for blueprint in (main.bp, auth.bp, account.bp, projects.bp, issues.bp, boards.bp, finding.bp):
+    for blueprint in (
+        main.bp,
+        auth.bp,
+        account.bp,
+        projects.bp,
+        issues.bp,
+        boards.bp,
+        finding.bp,
+        project_webhooks.bp,
+    ):
         app.register_blueprint(blueprint)
-    app.register_blueprint(project_webhooks.bp)
     api.init_app(app)
     layout.run_context_processors_in_the_loop(app)
     errors.init_app(app)
     cli.init_app(app)
     forwarded.init_app(app)
     return app
+
+
+def _while_serving(
+    app: Quart, start: Callable[[], Awaitable[None] | None], stop: Callable[[], Awaitable[None]]
+) -> None:
+    """Run `start` when the worker starts serving and `stop` when it stops."""
+
+    @app.before_serving
+    async def starting() -> None:
+        started = start()
+        if started is not None:
+            await started
+
+    @app.after_serving
+    async def stopping() -> None:
+        await stop()
+
+
+def _connect_mail(app: Quart, database: Database) -> None:
+    """The outbox's sender, woken by commits that queue mail, with the watchers' digests
+    queued before each of its rounds."""
+    config = app.config
+    sender = mail_sender_from_config(config, database.sessionmaker)
+    sender.producers.append(
+        partial(
+            notifications.mail_due_digests,
+            base_url=config["BASE_URL"],
+            quiet=timedelta(seconds=config["NOTIFY_QUIET_SECONDS"]),
+            longest_wait=timedelta(seconds=config["NOTIFY_LONGEST_WAIT_SECONDS"]),
+        )
+    )
+    database.after_commit.mail_queued.append(sender.wake)
+    app.extensions["mail_sender"] = sender
+    if config["MAIL_SEND_IN_BACKGROUND"]:
+        _while_serving(app, sender.start, sender.stop)
+
+
+def _connect_webhooks(app: Quart, database: Database) -> None:
+    """The webhook deliveries' sender, woken by commits that queue deliveries."""
+    sender = webhook_sender_from_config(app.config, database.sessionmaker)
+    database.after_commit.deliveries_queued.append(sender.wake)
+    app.extensions["webhook_sender"] = sender
+    if app.config["WEBHOOK_SEND_IN_BACKGROUND"]:
+        _while_serving(app, sender.start, sender.stop)
+
+
+def _connect_live(app: Quart, database: Database) -> None:
+    """The worker's broker, told of committed activity by PostgreSQL's NOTIFY (every worker)
+    or, on SQLite's single process, by the after-commit hook."""
+    # One memory of rendered cards serves the board pages and the live events.
+    cards = CardCache(app.jinja_env)
+    app.extensions["cards"] = cards
+    settings: AccountSettings = app.extensions["account_settings"]
+
+    async def may_still_read(project_id: int, readers: list[tuple[int, int]]) -> set[int]:
+        async with database.sessionmaker() as session:
+            return await login_sessions.sessions_still_reading(
+                session, settings, project_id, readers
+            )
+
+    broker = Broker(
+        database.sessionmaker,
+        cards,
+        queue_size=app.config["SSE_QUEUE_SIZE"],
+        access_check=may_still_read,
+        recheck_seconds=app.config["SSE_RECHECK_SECONDS"],
+    )
+    app.extensions["broker"] = broker
+    _while_serving(app, broker.start_rechecks, broker.close)
+
+    if database.backend == "postgresql":
+        listener = PostgresListener(database.url, broker)
+        app.extensions["live_listener"] = listener
+        _while_serving(app, listener.start, listener.stop)
+    else:
+        database.after_commit.activity_committed.append(broker.wake)

@@ -29,9 +29,9 @@ from app import create_app
 from app.blueprints.finding import SEARCH_COUNT_LIMIT
 from app.config import normalise_database_url
 from app.models import Project, User
-from app.rendering.markdown import link_targets
 from app.services import activity, boards, issue_views, projects, search
 from app.services.access import may_write
+from app.services.references import link_targets
 from bench.load import World, discover
 
 PLANS = Path(__file__).resolve().parent / "plans"

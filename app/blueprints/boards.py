@@ -19,16 +19,17 @@ from quart import (
 
 from app.blueprints.forms import form_int
 from app.blueprints.guards import (
-    current_account,
     current_auth_session,
+    logged_in_user,
     login_required,
+    wants_json,
 )
 from app.blueprints.page_cache import cached_part, project_part_key, render_part
 from app.db import get_session
 from app.errors import Invalid
 from app.live.presence import Viewer
 from app.live.stream import StreamSettings, event_stream
-from app.models import User, WorkflowStatus
+from app.models import WorkflowStatus
 from app.services import boards, issues, projects
 from app.services.access import may_write
 from app.services.boards import BoardCard, BoardColumn
@@ -37,18 +38,6 @@ from app.services.issues import StaleEdit
 bp = Blueprint("boards", __name__)
 
 VIEW_ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9]{0,9}-[0-9]{1,9}")
-
-
-def _viewer() -> User:
-    user = current_account()
-    assert user is not None  # login_required ran
-    return user
-
-
-def _wants_json() -> bool:
-    return (
-        request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
-    )
 
 
 @dataclass
@@ -88,7 +77,7 @@ def lanes_by_assignee(columns: list[BoardColumn]) -> list[Lane]:
 @login_required
 async def board(key: str) -> str:
     session = get_session()
-    viewer = _viewer()
+    viewer = logged_in_user()
     project = await projects.project_by_key(session, viewer, key)
     writable = await may_write(session, viewer, project)
     with_lanes = request.args.get("lanes") == "assignee"
@@ -115,7 +104,7 @@ async def board(key: str) -> str:
 async def move(key: str) -> Response | tuple[Response, int]:
     """Save a move (drag and drop, or a card's menu) made on the version the mover saw."""
     session = get_session()
-    project = await projects.project_by_key(session, _viewer(), key)
+    project = await projects.project_by_key(session, logged_in_user(), key)
     project_key = project.key
     form = await request.form
     issue_id = form_int(form, "issue")
@@ -124,17 +113,18 @@ async def move(key: str) -> Response | tuple[Response, int]:
             raise Invalid("Which card?", field="issue")
         moved = await issues.move_issue(
             session,
-            _viewer(),
+            logged_in_user(),
             issue_id,
             status_id=form_int(form, "status") or 0,
             before_id=form_int(form, "before"),
             expected_version=form_int(form, "version") or 0,
+            in_project=project.id,
         )
     except (StaleEdit, Invalid) as refusal:
-        if _wants_json():
+        if wants_json():
             return jsonify(error={"code": refusal.code, "message": refusal.message}), refusal.status
         raise
-    if _wants_json():
+    if wants_json():
         return jsonify(issue_id=moved.id, version=moved.version, status_id=moved.status_id)
     return redirect(url_for("boards.board", key=project_key, _anchor=f"card-{moved.id}"))
 
@@ -144,7 +134,7 @@ async def move(key: str) -> Response | tuple[Response, int]:
 async def events(key: str) -> Response:
     """The project's server-sent events: replay after Last-Event-ID, then live."""
     session = get_session()
-    viewer, auth_session = _viewer(), current_auth_session()
+    viewer, auth_session = logged_in_user(), current_auth_session()
     assert auth_session is not None
     project = await projects.project_by_key(session, viewer, key)
     project_id, auth_session_id = project.id, auth_session.id

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from app.blueprints.guards import wants_json
 from app.errors import ServiceError
 from app.web.logs import current_request_id
 
@@ -80,17 +81,10 @@ def _raised_by_database(error: BaseException) -> bool:
     return False
 
 
-def _wants_json() -> bool:
-    if request.path.startswith("/api/"):
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
-
-
 async def _error_answer(
     status: int, code: str, message: str, field: str | None = None
 ) -> tuple[Response | str, int]:
-    if _wants_json():
+    if wants_json():
         return jsonify(error={"code": code, "message": message, "field": field}), status
     return await render_template(
         "errors/error.html", status=status, message=message, request_id=current_request_id()

@@ -6,7 +6,7 @@ from quart import Blueprint, Response, flash, redirect, render_template, request
 from sqlalchemy import select
 
 from app.blueprints.forms import form_text
-from app.blueprints.guards import current_account, login_required, safe_next
+from app.blueprints.guards import logged_in_user, login_required, safe_next
 from app.blueprints.page_cache import cached_part, page_cache, render_part
 from app.db import get_session
 from app.errors import Forbidden, Invalid, NotFound
@@ -25,16 +25,10 @@ MY_ISSUES_TABS = {
 }
 
 
-def _viewer() -> User:
-    user = current_account()
-    assert user is not None  # login_required ran
-    return user
-
-
 async def _project_for(key: str | None) -> Project | None:
     if not key:
         return None
-    return await projects.project_by_key(get_session(), _viewer(), key)
+    return await projects.project_by_key(get_session(), logged_in_user(), key)
 
 
 @bp.get("/issues")
@@ -46,10 +40,10 @@ async def my_issues() -> str:
     session = get_session()
     title, query = MY_ISSUES_TABS[tab]
     if query is None:
-        found, next_cursor = await issue_views.watched_issues(session, _viewer()), None
+        found, next_cursor = await issue_views.watched_issues(session, logged_in_user()), None
     else:
         page = await search.search_issues(
-            session, _viewer(), query, after=request.args.get("after")
+            session, logged_in_user(), query, after=request.args.get("after")
         )
         found, next_cursor = page.issues, page.next_cursor
     return await render_template(
@@ -67,7 +61,7 @@ async def my_issues() -> str:
 @login_required
 async def search_page() -> tuple[str, int]:
     session = get_session()
-    viewer = _viewer()
+    viewer = logged_in_user()
     query_text = request.args.get("q", "")
     project = await _project_for(request.args.get("project"))
     error: str | None = None
@@ -117,7 +111,7 @@ async def search_page() -> tuple[str, int]:
 async def export() -> Response:
     query_text = request.args.get("q", "")
     project = await _project_for(request.args.get("project"))
-    body = await search.export_csv(get_session(), _viewer(), query_text, project=project)
+    body = await search.export_csv(get_session(), logged_in_user(), query_text, project=project)
     name = f"issues-{project.key if project else 'search'}.csv"
     return Response(
         body,
@@ -132,7 +126,10 @@ async def save_search() -> Response:
     form = await request.form
     try:
         await search.save_search(
-            get_session(), _viewer(), name=form_text(form, "name"), query=form_text(form, "q")
+            get_session(),
+            logged_in_user(),
+            name=form_text(form, "name"),
+            query=form_text(form, "q"),
         )
     except (Invalid, Forbidden) as refusal:
         await flash(refusal.message)
@@ -144,7 +141,7 @@ async def save_search() -> Response:
 @bp.post("/searches/<int(max=2147483647):saved_search_id>/delete")
 @login_required
 async def delete_search(saved_search_id: int) -> Response:
-    await search.delete_saved_search(get_session(), _viewer(), saved_search_id)
+    await search.delete_saved_search(get_session(), logged_in_user(), saved_search_id)
     await flash("Saved search removed.")
     return redirect(safe_next((await request.form).get("next")))
 
@@ -157,7 +154,10 @@ async def person(handle: str) -> str:
     if user is None:
         raise NotFound("No such person.")
     page = await search.search_issues(
-        session, _viewer(), f"assignee:{user.handle} is:open", after=request.args.get("after")
+        session,
+        logged_in_user(),
+        f"assignee:{user.handle} is:open",
+        after=request.args.get("after"),
     )
     return await render_template(
         "people/show.html", person=user, issues=page.issues, next_cursor=page.next_cursor

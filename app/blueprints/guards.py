@@ -209,13 +209,27 @@ async def _set_security_headers(response: Response) -> Response:
     return response
 
 
+def logged_in_user() -> User:
+    """The logged-in account of a request that login_required let through."""
+    user = current_account()
+    assert user is not None  # login_required ran
+    return user
+
+
+def wants_json() -> bool:
+    """Whether the client asks for JSON: every API call, and pages' scripts that say so."""
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
 def init_app(app: Quart) -> None:
     auth = QuartAuth(app)
     # Its template context (`current_user`) is a sync function, which Quart runs in a thread on
     # every render; the templates use current_account() instead, so it only cost time.
     processors = app.template_context_processors[None]
     processors[:] = [p for p in processors if p != auth._template_context]
-    app.extensions["account_settings"] = accounts.AccountSettings.from_config(app.config)
     app.before_request(_load_logged_in_user)
     app.before_request(_refuse_cross_site_requests)
     app.after_request(_set_security_headers)

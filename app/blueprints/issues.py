@@ -6,25 +6,19 @@ from quart import Blueprint, Response, flash, redirect, render_template, request
 from werkzeug.datastructures import MultiDict
 
 from app.blueprints.forms import form_date, form_int, form_ints, form_text
-from app.blueprints.guards import current_account, login_required
+from app.blueprints.guards import current_account, logged_in_user, login_required
 from app.blueprints.page_cache import cached_part, page_cache, project_part_key, render_part
 from app.db import get_session
 from app.errors import Forbidden, Invalid
-from app.models import Issue, Project, User
-from app.rendering.markdown import link_targets
+from app.models import Issue, Project
 from app.services import comments, issue_views, issues, projects, search
 from app.services.access import may_write
 from app.services.issues import IssueChanges, StaleEdit
+from app.services.references import link_targets
 
 bp = Blueprint("issues", __name__)
 
 Page = str | Response | tuple[str, int]
-
-
-def _viewer() -> User:
-    user = current_account()
-    assert user is not None  # login_required ran
-    return user
 
 
 def _is_htmx() -> bool:
@@ -42,7 +36,7 @@ async def _can_write(project: Project) -> bool:
 @login_required
 async def project_issues(key: str) -> Page:
     session = get_session()
-    viewer = _viewer()
+    viewer = logged_in_user()
     project = await projects.project_by_key(session, viewer, key)
     query_text = request.args.get("q", "is:open")
     writable = await _can_write(project)
@@ -85,7 +79,7 @@ async def project_issues(key: str) -> Page:
 @login_required
 async def bulk_edit(key: str) -> Page:
     session = get_session()
-    project = await projects.project_by_key(session, _viewer(), key)
+    project = await projects.project_by_key(session, logged_in_user(), key)
     project_id, project_key = project.id, project.key  # a refused edit's rollback expires project
     form = await request.form
     changes = IssueChanges(
@@ -99,7 +93,7 @@ async def bulk_edit(key: str) -> Page:
         changes.assignee_id = form_int(form, "assignee")
     try:
         changed = await issues.bulk_update(
-            session, _viewer(), project_id, form_ints(form, "issue"), changes
+            session, logged_in_user(), project_id, form_ints(form, "issue"), changes
         )
     except Invalid as refusal:
         await flash(refusal.message)
@@ -133,7 +127,7 @@ async def _new_issue_page(
 @login_required
 async def new(key: str) -> Page:
     session = get_session()
-    project = await projects.project_by_key(session, _viewer(), key)
+    project = await projects.project_by_key(session, logged_in_user(), key)
     if request.method == "GET":
         if not await _can_write(project):
             raise Forbidden("Only members of this project can create issues in it.")
@@ -142,7 +136,7 @@ async def new(key: str) -> Page:
     try:
         issue = await issues.create_issue(
             session,
-            _viewer(),
+            logged_in_user(),
             project.id,
             title=form_text(form, "title"),
             description=form_text(form, "description"),
@@ -154,7 +148,7 @@ async def new(key: str) -> Page:
             due_date=form_date(form, "due"),
         )
     except Invalid as refusal:
-        fresh = await projects.project_by_key(get_session(), _viewer(), key)
+        fresh = await projects.project_by_key(get_session(), logged_in_user(), key)
         return await _new_issue_page(
             fresh, form, refusal.field_errors or {"form": refusal.message}, refusal.status
         )
@@ -171,7 +165,7 @@ async def _issue_page(
     issue_key: str, *, error: str | None = None, stale: StaleEdit | None = None, status: int = 200
 ) -> tuple[str, int]:
     session = get_session()
-    viewer = _viewer()
+    viewer = logged_in_user()
     heading = await issue_views.issue_heading(session, viewer, issue_key)
     writable = await _can_write(heading.project)
     # Everything the main part shows that the project's counter does not cover (decision 0012).
@@ -242,12 +236,12 @@ def _changes_from(form: MultiDict) -> IssueChanges:
 @login_required
 async def edit(key: str) -> Page:
     session = get_session()
-    issue = await issue_views.get_issue_by_key(session, _viewer(), key)
+    issue = await issue_views.get_issue_by_key(session, logged_in_user(), key)
     form = await request.form
     try:
         await issues.update_issue(
             session,
-            _viewer(),
+            logged_in_user(),
             issue.id,
             _changes_from(form),
             expected_version=form_int(form, "version"),
@@ -265,10 +259,10 @@ async def edit(key: str) -> Page:
 @login_required
 async def add_comment(key: str) -> Page:
     session = get_session()
-    issue = await issue_views.get_issue_by_key(session, _viewer(), key)
+    issue = await issue_views.get_issue_by_key(session, logged_in_user(), key)
     try:
         comment = await comments.add_comment(
-            session, _viewer(), issue.id, form_text(await request.form, "body")
+            session, logged_in_user(), issue.id, form_text(await request.form, "body")
         )
     except Invalid as refusal:
         return await _issue_page(key, error=refusal.message, status=400)
@@ -279,13 +273,15 @@ async def add_comment(key: str) -> Page:
 @login_required
 async def change_comment(key: str, comment_id: int) -> Page:
     session = get_session()
-    await issue_views.get_issue_by_key(session, _viewer(), key)
+    await issue_views.get_issue_by_key(session, logged_in_user(), key)
     form = await request.form
     try:
         if form.get("delete"):
-            await comments.delete_comment(session, _viewer(), comment_id)
+            await comments.delete_comment(session, logged_in_user(), comment_id)
         else:
-            await comments.edit_comment(session, _viewer(), comment_id, form_text(form, "body"))
+            await comments.edit_comment(
+                session, logged_in_user(), comment_id, form_text(form, "body")
+            )
     except Invalid as refusal:
         return await _issue_page(key, error=refusal.message, status=400)
     return redirect(url_for("issues.show", key=key, _anchor=f"comment-{comment_id}"))
@@ -295,8 +291,8 @@ async def change_comment(key: str, comment_id: int) -> Page:
 @login_required
 async def watch(key: str) -> Response:
     session = get_session()
-    issue: Issue = await issue_views.get_issue_by_key(session, _viewer(), key)
+    issue: Issue = await issue_views.get_issue_by_key(session, logged_in_user(), key)
     watching = (await request.form).get("watching") == "1"
-    await issues.set_watching(session, _viewer(), issue.id, watching)
+    await issues.set_watching(session, logged_in_user(), issue.id, watching)
     await flash("You are watching this issue." if watching else "You stopped watching this issue.")
     return redirect(url_for("issues.show", key=key))

@@ -14,10 +14,10 @@ from quart import (
 )
 from werkzeug.datastructures import MultiDict
 
-from app.blueprints.guards import current_account, login_required
+from app.blueprints.guards import logged_in_user, login_required
 from app.db import get_session
 from app.errors import Invalid
-from app.models import Project, User
+from app.models import Project
 from app.models.webhook import ALL_EVENTS
 from app.outbound.webhooks.targets import TargetPolicy
 from app.services import project_webhooks, projects
@@ -29,19 +29,13 @@ ID = "int(max=2147483647)"
 BIG_ID = "int(max=9223372036854775807)"  # deliveries are numbered in a 64-bit column
 
 
-def _viewer() -> User:
-    user = current_account()
-    assert user is not None  # login_required ran
-    return user
-
-
 def _policy() -> TargetPolicy:
     return TargetPolicy.from_config(current_app.config)
 
 
 async def _project(key: str) -> Project:
     """Private projects are NotFound to outsiders; the services refuse non-admins."""
-    return await projects.project_by_key(get_session(), _viewer(), key)
+    return await projects.project_by_key(get_session(), logged_in_user(), key)
 
 
 def _chosen_events(form: MultiDict) -> list[str]:
@@ -56,7 +50,7 @@ async def _index_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
-    hooks = await project_webhooks.project_webhooks(get_session(), _viewer(), project.id)
+    hooks = await project_webhooks.project_webhooks(get_session(), logged_in_user(), project.id)
     page = await render_template(
         "projects/webhooks.html",
         project=project,
@@ -72,7 +66,7 @@ async def _hook_page(
     project: Project, webhook_id: int, errors: dict[str, str] | None = None, status: int = 200
 ) -> tuple[str, int]:
     hook, deliveries = await project_webhooks.webhook_page(
-        get_session(), _viewer(), project.id, webhook_id
+        get_session(), logged_in_user(), project.id, webhook_id
     )
     page = await render_template(
         "projects/webhook.html",
@@ -100,7 +94,7 @@ async def create(key: str) -> Page:
     try:
         hook = await project_webhooks.create_webhook(
             get_session(),
-            _viewer(),
+            logged_in_user(),
             project.id,
             url=str(form.get("url", "")),
             events=_chosen_events(form),
@@ -124,7 +118,7 @@ async def show(key: str, webhook_id: int) -> Page:
 async def update(key: str, webhook_id: int) -> Page:
     """One form, several buttons: save, pause/resume, new secret, delete."""
     project = await _project(key)
-    session, viewer = get_session(), _viewer()
+    session, viewer = get_session(), logged_in_user()
     form = await request.form
     action = form.get("action", "save")
     try:
@@ -163,7 +157,7 @@ async def update(key: str, webhook_id: int) -> Page:
 @login_required
 async def ping(key: str, webhook_id: int) -> Page:
     project = await _project(key)
-    await project_webhooks.send_ping(get_session(), _viewer(), project.id, webhook_id)
+    await project_webhooks.send_ping(get_session(), logged_in_user(), project.id, webhook_id)
     await flash("Ping queued: it appears below once sent.")
     return redirect(url_for("webhooks.show", key=project.key, webhook_id=webhook_id))
 
@@ -175,6 +169,8 @@ async def ping(key: str, webhook_id: int) -> Page:
 @login_required
 async def redeliver(key: str, webhook_id: int, delivery_id: int) -> Page:
     project = await _project(key)
-    await project_webhooks.redeliver(get_session(), _viewer(), project.id, webhook_id, delivery_id)
+    await project_webhooks.redeliver(
+        get_session(), logged_in_user(), project.id, webhook_id, delivery_id
+    )
     await flash("Delivery queued again.")
     return redirect(url_for("webhooks.show", key=project.key, webhook_id=webhook_id))

@@ -8,10 +8,10 @@ from quart import Blueprint, Response, flash, redirect, render_template, request
 from werkzeug.datastructures import MultiDict
 
 from app.blueprints.forms import form_int, form_text
-from app.blueprints.guards import current_account, login_required
+from app.blueprints.guards import logged_in_user, login_required
 from app.db import get_session
 from app.errors import Conflict, Invalid
-from app.models import Project, Role, User
+from app.models import Project, Role
 from app.services import projects
 from app.services.access import role_in
 
@@ -24,16 +24,10 @@ ProjectAction = Callable[[Project, MultiDict], Awaitable[None]]
 ProjectPage = Callable[[Project, dict[str, str] | None, int], Awaitable[tuple[str, int]]]
 
 
-def _viewer() -> User:
-    user = current_account()
-    assert user is not None  # login_required ran
-    return user
-
-
 @bp.get("/projects")
 @login_required
 async def index() -> str:
-    visible = await projects.visible_projects(get_session(), _viewer())
+    visible = await projects.visible_projects(get_session(), logged_in_user())
     return await render_template("projects/index.html", projects=visible)
 
 
@@ -46,7 +40,7 @@ async def new() -> Page:
     try:
         project = await projects.create_project(
             get_session(),
-            _viewer(),
+            logged_in_user(),
             key=form_text(form, "key"),
             name=form_text(form, "name"),
             description=form_text(form, "description"),
@@ -76,14 +70,14 @@ async def _settings_page(
 
 async def _managed(key: str) -> Project:
     """The project of a settings page; private ones are NotFound, services refuse the rest."""
-    return await projects.project_by_key(get_session(), _viewer(), key)
+    return await projects.project_by_key(get_session(), logged_in_user(), key)
 
 
 @bp.get("/p/<project_key:key>/settings")
 @login_required
 async def settings(key: str) -> Page:
     project = await _managed(key)
-    role = await role_in(get_session(), _viewer(), project.id)
+    role = await role_in(get_session(), logged_in_user(), project.id)
     if role is None or not role.can_manage_project:
         return await render_template(
             "errors/error.html", status=403, message="Only owners and admins see the settings."
@@ -121,7 +115,7 @@ async def save_settings(key: str) -> Page:
     async def save(project: Project, form: MultiDict) -> None:
         await projects.update_settings(
             get_session(),
-            _viewer(),
+            logged_in_user(),
             project.id,
             name=form_text(form, "name"),
             description=form_text(form, "description"),
@@ -136,7 +130,7 @@ async def save_settings(key: str) -> Page:
 async def archive(key: str) -> Page:
     async def toggle(project: Project, form: MultiDict) -> None:
         await projects.set_archived(
-            get_session(), _viewer(), project.id, form.get("archived") == "1"
+            get_session(), logged_in_user(), project.id, form.get("archived") == "1"
         )
 
     return await _settings_action(key, toggle, "Project updated.")
@@ -148,7 +142,7 @@ async def add_status(key: str) -> Page:
     async def add(project: Project, form: MultiDict) -> None:
         await projects.add_status(
             get_session(),
-            _viewer(),
+            logged_in_user(),
             project.id,
             name=form_text(form, "name"),
             category=form_text(form, "category"),
@@ -163,14 +157,14 @@ async def update_status(key: str, status_id: int) -> Page:
     async def update(project: Project, form: MultiDict) -> None:
         if form.get("move") in ("-1", "1"):
             await projects.move_status(
-                get_session(), _viewer(), project.id, status_id, offset=int(form["move"])
+                get_session(), logged_in_user(), project.id, status_id, offset=int(form["move"])
             )
         elif form.get("delete"):
-            await projects.delete_status(get_session(), _viewer(), project.id, status_id)
+            await projects.delete_status(get_session(), logged_in_user(), project.id, status_id)
         else:
             await projects.update_status(
                 get_session(),
-                _viewer(),
+                logged_in_user(),
                 project.id,
                 status_id,
                 name=form_text(form, "name"),
@@ -186,11 +180,11 @@ async def save_label(key: str) -> Page:
     async def save(project: Project, form: MultiDict) -> None:
         label_id = form_int(form, "label_id")
         if form.get("delete") and label_id is not None:
-            await projects.delete_label(get_session(), _viewer(), project.id, label_id)
+            await projects.delete_label(get_session(), logged_in_user(), project.id, label_id)
             return
         await projects.save_label(
             get_session(),
-            _viewer(),
+            logged_in_user(),
             project.id,
             name=form_text(form, "name"),
             color=form_text(form, "color"),
@@ -207,7 +201,7 @@ async def _members_page(
     project: Project, errors: dict[str, str] | None = None, status: int = 200
 ) -> tuple[str, int]:
     session = get_session()
-    viewer_role = await role_in(session, _viewer(), project.id)
+    viewer_role = await role_in(session, logged_in_user(), project.id)
     page = await render_template(
         "projects/members.html",
         project=project,
@@ -235,7 +229,7 @@ async def add_member(key: str) -> Page:
     async def add(project: Project, form: MultiDict) -> None:
         await projects.add_member(
             get_session(),
-            _viewer(),
+            logged_in_user(),
             project.id,
             email=form_text(form, "email"),
             role=form_text(form, "role"),
@@ -249,10 +243,10 @@ async def add_member(key: str) -> Page:
 async def update_member(key: str, user_id: int) -> Page:
     async def update(project: Project, form: MultiDict) -> None:
         if form.get("remove"):
-            await projects.remove_member(get_session(), _viewer(), project.id, user_id)
+            await projects.remove_member(get_session(), logged_in_user(), project.id, user_id)
         else:
             await projects.change_role(
-                get_session(), _viewer(), project.id, user_id, form_text(form, "role")
+                get_session(), logged_in_user(), project.id, user_id, form_text(form, "role")
             )
 
     return await _members_action(key, update, "Members saved.")

@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
+
+from app.db.after_commit import AfterCommit
 
 # Named constraints from day one: Alembic's batch mode on SQLite needs the names.
 NAMING_CONVENTION = {
@@ -110,15 +112,41 @@ async def begin_writing(session: AsyncSession) -> None:
         await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
 
 
+_MEMOS = "issues.memos"
+
+
+def transaction_memo(session: AsyncSession, name: str) -> dict[Any, Any]:
+    """A dict for answers worth remembering within a transaction (the viewer's roles, asked
+    several times by one page): emptied when the transaction writes anything (a flush) or ends.
+    Only sessions made by a Database forget; others must not use it."""
+    memos: dict[str, dict[Any, Any]] = session.info.setdefault(_MEMOS, {})
+    return memos.setdefault(name, {})
+
+
+def _forget_memos(session: Session, *_: Any) -> None:
+    session.info.pop(_MEMOS, None)
+
+
 class Database:
-    """The engine and session factory an app uses; made in create_app, disposed after serving."""
+    """The engine and session factory an app uses; made in create_app, disposed after serving.
+
+    Its sessions run `after_commit`'s hooks once a transaction that noted work commits.
+    """
 
     def __init__(
         self, url: str, *, echo: bool = False, pool_size: int = 15, max_overflow: int = 5
     ) -> None:
         self.url = url
         self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The async sessions proxy sessions of this sync factory: its events are this app's.
+        sync_sessions = sessionmaker()
+        for moment in ("after_flush", "after_commit", "after_soft_rollback"):
+            event.listen(sync_sessions, moment, _forget_memos)
+        self.after_commit = AfterCommit()
+        self.after_commit.attach(sync_sessions)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=sync_sessions
+        )
 
     @property
     def backend(self) -> str:
@@ -128,7 +156,8 @@ class Database:
         await self.engine.dispose()
 
 
-def init_app(app: Quart) -> None:
+def init_app(app: Quart) -> Database:
+    """The app's Database, closed after serving, and the request's session closed at teardown."""
     database = Database(
         app.config["DATABASE_URL"],
         echo=app.config["DATABASE_ECHO"],
@@ -146,6 +175,8 @@ def init_app(app: Quart) -> None:
         session: AsyncSession | None = g.pop("db_session", None)
         if session is not None:
             await session.close()
+
+    return database
 
 
 def get_database(app: Quart | None = None) -> Database:

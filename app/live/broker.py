@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from app.live.cards import CardCache
 from app.live.presence import Presence, Viewer
@@ -21,24 +21,6 @@ from app.models import Activity, Comment, Issue, Project
 from app.services.issue_views import ISSUE_DETAILS
 
 log = logging.getLogger("issues.live")
-
-# session.info keys: the projects a transaction wrote activity for, and who to tell.
-ACTIVITY_PROJECTS = "issues.activity_projects"
-ON_ACTIVITY = "issues.on_activity"
-
-
-@event.listens_for(Session, "after_commit")
-def _tell_the_broker(session: Session) -> None:
-    projects = session.info.pop(ACTIVITY_PROJECTS, None)
-    on_activity = session.info.get(ON_ACTIVITY)
-    if projects and on_activity is not None:
-        for project_id in projects:
-            on_activity(project_id)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_rolled_back_activity(session: Session, previous_transaction: Any) -> None:
-    session.info.pop(ACTIVITY_PROJECTS, None)
 
 
 def encode(seq: int, kind: str, data: dict[str, Any]) -> bytes:

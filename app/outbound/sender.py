@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import ClassVar, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,15 +15,33 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 ReportT = TypeVar("ReportT")
 
 
+def retry_delay(attempts: int, first_seconds: float, last_seconds: float) -> timedelta:
+    """first, 2 x first, 4 x first, ... up to last_seconds between attempts."""
+    return timedelta(seconds=min(first_seconds * 2 ** max(attempts - 1, 0), last_seconds))
+
+
+@dataclass
+class DeliveryReport:
+    """What one round of a sender did: delivered, to be retried, failed for good."""
+
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return self.delivered + self.retried + self.failed
+
+
 class BackgroundSender(ABC, Generic[ReportT]):
     """Runs `deliver_pending` in a loop from `start()` to `stop()`: after each round it waits for
     `wake()` (called when a commit queues work) or for `poll_seconds` (other workers' work, retries
-    coming due). A subclass claims, sends and records; it gives its name, its logger and the
-    session.info key under which its sessions find `wake`."""
+    coming due). A subclass claims, sends and records; it gives its name and its logger. The
+    app factory connects `wake` to the after-commit hook for its kind of work."""
 
     name: ClassVar[str]  # "mail sender": in the log, and hyphenated as the task's name
     log: ClassVar[logging.Logger]
-    wake_key: ClassVar[str]
 
     def __init__(
         self, sessionmaker: async_sessionmaker[AsyncSession], *, poll_seconds: float
@@ -30,8 +50,6 @@ class BackgroundSender(ABC, Generic[ReportT]):
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # Sessions made by this sessionmaker wake the sender when they commit work for it.
-        self.sessionmaker.kw.setdefault("info", {})[self.wake_key] = self.wake
 
     def wake(self) -> None:
         self._wake.set()

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markupsafe import Markup
-from sqlalchemy import and_, or_, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.models import Issue, Membership, Project, User
 
 # A mention is @ and a handle; a handle's characters are those accounts.unique_handle keeps.
 MENTION = re.compile(r"@([A-Za-z0-9._-]{1,40})")
@@ -208,7 +203,7 @@ def render_markdown(
     if len(text) > CACHED_TEXT_LIMIT:
         return _render(text, tuple((mentions or {}).items()), tuple((references or {}).items()))
     # Only the links this text names matter: the rest of the page's must not split the cache.
-    handles, keys = _names_in(text)
+    handles, keys = names_in(text)
     mentions, references = mentions or {}, references or {}
     return _remembered_render(
         text,
@@ -238,49 +233,16 @@ def _parse_names(text: str) -> tuple[frozenset[str], frozenset[str]]:
 _remembered_names = functools.lru_cache(maxsize=CACHE_ENTRIES)(_parse_names)
 
 
-def _names_in(text: str) -> tuple[frozenset[str], frozenset[str]]:
+def names_in(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """The handles and issue keys a text names (parsed once per text, for short texts)."""
     return (_remembered_names if len(text) <= CACHED_TEXT_LIMIT else _parse_names)(text)
 
 
 def find_mentions(text: str) -> set[str]:
     """The handles (lower-case) @mentioned in a Markdown text, outside code and links."""
-    return set(_names_in(text)[0])
+    return set(names_in(text)[0])
 
 
 def find_references(text: str) -> set[str]:
     """The issue keys (WEB-12) a Markdown text names, outside code and links."""
-    return set(_names_in(text)[1])
-
-
-async def link_targets(
-    session: AsyncSession, viewer: User | None, texts: Iterable[str]
-) -> tuple[dict[str, str], dict[str, str]]:
-    """For every text of a page at once: the mentions (handle -> profile URL) of people who
-    exist, and the references (key -> issue URL) to issues that exist and that `viewer` may
-    read, the rule of access.readable_project. One query for each, none when nothing is named."""
-    handles: set[str] = set()
-    keys: set[str] = set()
-    for text in texts:
-        found_handles, found_keys = _names_in(text)
-        handles |= found_handles
-        keys |= found_keys
-
-    mentions: dict[str, str] = {}
-    if handles:
-        known = await session.scalars(select(User.handle).where(User.handle.in_(handles)))
-        mentions = {handle: f"/u/{quote(handle)}" for handle in known}
-
-    references: dict[str, str] = {}
-    if keys and viewer is not None:
-        wanted = [(key.rsplit("-", 1)[0], int(key.rsplit("-", 1)[1])) for key in keys]
-        membership = and_(Membership.project_id == Project.id, Membership.user_id == viewer.id)
-        rows = await session.execute(
-            select(Project.key, Issue.number)
-            .join(Project, Project.id == Issue.project_id)
-            .outerjoin(Membership, membership)
-            .where(tuple_(Project.key, Issue.number).in_(wanted))
-            .where(or_(Project.is_public, Membership.user_id.is_not(None)))
-        )
-        references = {f"{key}-{number}": f"/{key}-{number}" for key, number in rows}
-    return mentions, references
+    return set(names_in(text)[1])

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import and_, bindparam, event, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
+from app.db import transaction_memo
 from app.errors import Forbidden, NotFound
 from app.models import Membership, Project, Role, User
 
 # A page asks for the viewer's role several times (to read, then to offer edits): answers are
 # remembered until the transaction writes anything (a flush) or ends.
-_ROLES = "issues.roles"
-
-
-@event.listens_for(Session, "after_flush")
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_roles(session: Session, *_: Any) -> None:
-    session.info.pop(_ROLES, None)
+_ROLES = "roles"
 
 
 async def role_in(session: AsyncSession, user: User | None, project_id: int) -> Role | None:
     if user is None:
         return None
-    known: dict[tuple[int, int], Role | None] = session.info.setdefault(_ROLES, {})
+    known: dict[tuple[int, int], Role | None] = transaction_memo(session, _ROLES)
     key = (user.id, project_id)
     if key not in known:
         role = await session.scalar(
@@ -87,7 +78,7 @@ async def require_readable(
     """NotFound(`missing`) unless `user` may read `project`, whose `role` for them was read with
     it (PROJECT_WITH_ROLE); the role is remembered for the checks that follow."""
     if user is not None:
-        roles: dict[tuple[int, int], Role | None] = session.info.setdefault(_ROLES, {})
+        roles: dict[tuple[int, int], Role | None] = transaction_memo(session, _ROLES)
         roles[(user.id, project.id)] = Role(role) if role else None
     if not project.is_public and await role_in(session, user, project.id) is None:
         raise NotFound(missing)

@@ -232,7 +232,6 @@ async def change_display_name(session: AsyncSession, user_id: int, display_name:
         raise Invalid(problem, field="display_name")
     user = await user_by_id(session, user_id)
     user.display_name = display_name
-    await session.commit()
     return user
 
 
@@ -241,7 +240,6 @@ async def set_mail_notifications(session: AsyncSession, user_id: int, enabled: b
     """Turn the mail about watched issues on or off."""
     user = await user_by_id(session, user_id)
     user.notify_by_email = enabled
-    await session.commit()
 
 
 @use_case
@@ -264,7 +262,6 @@ async def request_email_change(
     if await email_taken(session, new_email):
         raise Invalid("Another account uses that address.", field="email")
     await send_address_link(session, settings, user, TokenPurpose.CHANGE_EMAIL, new_email)
-    await session.commit()
 
 
 @use_case
@@ -276,7 +273,6 @@ async def confirm_email_change(
         raise Conflict("Another account took that address meanwhile.")
     user.email = token.email
     user.email_verified_at = utcnow()
-    await session.commit()
     return user
 
 
@@ -312,5 +308,4 @@ async def create_admin(
     user.password_hash = await settings.hasher.hash(password)
     user.is_admin = True
     user.email_verified_at = user.email_verified_at or utcnow()
-    await session.commit()
     return user

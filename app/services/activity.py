@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import after_commit
 from app.models import Activity, Issue, Project, User
 from app.outbound.webhooks.queue import enqueue_deliveries
 
@@ -57,7 +58,7 @@ async def record_activity(
     session.add(activity)
     # Tell the live layer once this commits: PostgreSQL delivers a NOTIFY only at commit (and
     # drops it on rollback); SQLite's single process hears it from an after-commit hook.
-    session.info.setdefault("issues.activity_projects", set()).add(project.id)
+    after_commit.note_activity(session, project.id)
     if session.bind.dialect.name == "postgresql":
         await session.execute(select(func.pg_notify("issues_activity", f"{project.id}:{seq}")))
     # Webhook deliveries commit (or roll back) with the change, like the row itself.

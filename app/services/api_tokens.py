@@ -77,7 +77,6 @@ async def create_token(
         expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     session.add(token)
-    await session.commit()
     return NewToken(token, secret)
 
 
@@ -123,7 +122,6 @@ async def resolve_token(session: AsyncSession, secret: str) -> tuple[ApiToken, U
 @use_case
 async def _note_use(session: AsyncSession, token_id: int, now: datetime) -> None:
     await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
-    await session.commit()
 
 
 @use_case
@@ -133,4 +131,3 @@ async def revoke_token(session: AsyncSession, owner: User, token_id: int) -> Non
     if token is None or token.user_id != owner.id or token.revoked_at is not None:
         raise NotFound("No such token.")
     token.revoked_at = utcnow()
-    await session.commit()

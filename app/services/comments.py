@@ -106,7 +106,6 @@ async def add_comment(session: AsyncSession, actor: User, issue_id: int, body: s
         mentioned=await mentioned_readers(session, project, body),
     )
     await search.refresh_search_document(session, issue.id)
-    await session.commit()
     return comment
 
 
@@ -136,7 +135,6 @@ async def edit_comment(session: AsyncSession, actor: User, comment_id: int, body
         session, project, actor, "comment.edited", issue=issue, payload={"comment_id": comment.id}
     )
     await search.refresh_search_document(session, issue.id)
-    await session.commit()
     return comment
 
 
@@ -149,4 +147,3 @@ async def delete_comment(session: AsyncSession, actor: User, comment_id: int) ->
         session, project, actor, "comment.deleted", issue=issue, payload={"comment_id": comment.id}
     )
     await search.refresh_search_document(session, issue.id)
-    await session.commit()

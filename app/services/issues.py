@@ -183,7 +183,6 @@ async def create_issue(
     if assignee is not None:
         await notifications.notify(session, issue, activity, actor, assigned_to=assignee)
     await search.refresh_search_document(session, issue.id)
-    await session.commit()
     return issue
 
 
@@ -288,7 +287,6 @@ async def update_issue(
     for API clients without If-Match). Records one activity row with each field's old and new
     value. Raises StaleEdit when the issue moved on meanwhile, Invalid for a bad value."""
     issue, _ = await _apply_changes(session, actor, issue_id, changes, expected_version)
-    await session.commit()
     return issue
 
 
@@ -406,7 +404,6 @@ async def bulk_update(
     for issue_id in sorted(in_project):  # a fixed order, so two bulk edits cannot deadlock
         _, did_change = await _apply_changes(session, actor, issue_id, changes, None)
         changed += did_change
-    await session.commit()
     return changed
 
 
@@ -422,7 +419,6 @@ async def set_watching(session: AsyncSession, actor: User, issue_id: int, watchi
         session.add(Watcher(issue_id=issue_id, user_id=actor.id, watching=watching))
     else:
         row.watching = watching
-    await session.commit()
 
 
 # --- The board --------------------------------------------------------------------------------
@@ -472,10 +468,14 @@ async def move_issue(
     status_id: int,
     before_id: int | None,
     expected_version: int,
+    in_project: int | None = None,
 ) -> Issue:
     """Move a card on the board: into `status_id`, above `before_id` (None: to the bottom).
-    Raises StaleEdit if someone changed the issue since `expected_version`."""
+    With `in_project`, the issue must be that project's (the board it was moved on): NotFound
+    otherwise. Raises StaleEdit if someone changed the issue since `expected_version`."""
     issue = await _issue_for_update(session, actor, issue_id)
+    if in_project is not None and issue.project_id != in_project:
+        raise NotFound("No such issue on this board.")
     if issue.version != expected_version:
         raise StaleEdit(issue, await _changes_since(session, issue, expected_version))
     with session.no_autoflush:
@@ -496,5 +496,4 @@ async def move_issue(
     )
     await session.flush()
     await notifications.notify(session, issue, activity, actor, status_changed=bool(changes))
-    await session.commit()
     return issue

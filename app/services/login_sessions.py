@@ -16,6 +16,7 @@ from app.security import (
     new_token,
     token_digest,
 )
+from app.services import access
 from app.services.accounts import AccountSettings, normalise_email
 from app.services.transaction import use_case
 
@@ -77,7 +78,6 @@ async def _record_login_failure(session: AsyncSession, email: str) -> None:
     else:
         throttle.failures += 1
         throttle.last_failure_at = utcnow()
-    await session.commit()
 
 
 @use_case
@@ -90,7 +90,6 @@ async def _record_login_success(
         # The parameters changed since this hash was made; the password is at hand, so upgrade.
         user.password_hash = await settings.hasher.hash(password)
         session.add(user)
-    await session.commit()
 
 
 @use_case
@@ -116,7 +115,6 @@ async def start_session(
             client_address=client_address[:64],
         )
     )
-    await session.commit()
     return secret
 
 
@@ -160,7 +158,6 @@ async def _touch_session(session: AsyncSession, auth_session_id: int, now: datet
     await session.execute(
         update(AuthSession).where(AuthSession.id == auth_session_id).values(last_seen_at=now)
     )
-    await session.commit()
 
 
 @use_case
@@ -170,7 +167,6 @@ async def end_session(session: AsyncSession, auth_session_id: int) -> None:
         .where(AuthSession.id == auth_session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
-    await session.commit()
 
 
 async def revoke_sessions(session: AsyncSession, user_id: int, *, keep: int | None = None) -> int:
@@ -187,7 +183,6 @@ async def revoke_sessions(session: AsyncSession, user_id: int, *, keep: int | No
 async def end_other_sessions(session: AsyncSession, user_id: int, keep: int) -> int:
     """Log out every session of the user but `keep`; returns how many were ended."""
     ended = await revoke_sessions(session, user_id, keep=keep)
-    await session.commit()
     return ended
 
 
@@ -242,3 +237,22 @@ async def session_still_valid(
         return None
     auth_session, user = row
     return user if _is_live(auth_session, settings, utcnow()) else None
+
+
+async def sessions_still_reading(
+    session: AsyncSession,
+    settings: AccountSettings,
+    project_id: int,
+    readers: list[tuple[int, int]],
+) -> set[int]:
+    """Of these (login session, user) pairs, the sessions still live whose user may read the
+    project: the periodic check of every open stream, two queries per project."""
+    live = await live_sessions(session, settings, (sid for sid, _ in readers))
+    allowed_users = await access.readers_among(
+        session, project_id, {user.id for user in live.values()}
+    )
+    return {
+        sid
+        for sid, user_id in readers
+        if sid in live and live[sid].id == user_id and user_id in allowed_users
+    }

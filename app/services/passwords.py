@@ -45,7 +45,6 @@ async def request_password_reset(
         link=settings.link("/auth/reset/" + signed),
         base_url=settings.base_url,
     )
-    await session.commit()
 
 
 async def check_reset_link(session: AsyncSession, settings: AccountSettings, signed: str) -> None:
@@ -78,7 +77,6 @@ async def reset_password(
     # Whoever reads the mailbox owns the address: a reset validates it too.
     user.email_verified_at = user.email_verified_at or utcnow()
     await session.execute(delete(LoginThrottle).where(LoginThrottle.email == user.email))
-    await session.commit()
     return user
 
 
@@ -115,4 +113,3 @@ async def change_password(
         raise Invalid(problem, field="new_password")
     await _set_password(session, settings, user, new_password)
     await revoke_sessions(session, user.id, keep=keep_session)
-    await session.commit()

@@ -129,7 +129,6 @@ async def _add_webhook(
         created_by_id=actor.id,
     )
     session.add(hook)
-    await session.commit()
     return hook
 
 
@@ -167,7 +166,6 @@ async def _change_webhook(
     await _managed_project(session, actor, project_id)
     hook = await _hook(session, project_id, webhook_id)
     hook.url, hook.events, hook.active = url, events, active
-    await session.commit()
     return hook
 
 
@@ -178,7 +176,6 @@ async def set_webhook_active(
     """Pause or resume a hook: a paused hook's deliveries wait, new events are not queued."""
     await _managed_project(session, actor, project_id)
     (await _hook(session, project_id, webhook_id)).active = active
-    await session.commit()
 
 
 @use_case
@@ -189,7 +186,6 @@ async def new_webhook_secret(
     await _managed_project(session, actor, project_id)
     hook = await _hook(session, project_id, webhook_id)
     hook.secret = new_secret()
-    await session.commit()
     return hook
 
 
@@ -200,7 +196,6 @@ async def delete_webhook(
     """Remove the hook with its deliveries (one being sent right now may still arrive)."""
     await _managed_project(session, actor, project_id)
     await session.delete(await _hook(session, project_id, webhook_id))
-    await session.commit()
 
 
 @use_case
@@ -221,7 +216,6 @@ async def redeliver(
         seq=original.activity_seq,
         body=original.body,
     )
-    await session.commit()
     return delivery
 
 
@@ -244,7 +238,6 @@ async def send_ping(
         data={"webhook_id": hook.id},
     )
     delivery = queue_delivery(session, hook.id, event_id=event_id, kind="ping", seq=None, body=body)
-    await session.commit()
     return delivery
 
 
@@ -287,7 +280,6 @@ async def retry_failed(session: AsyncSession, ids: list[int] | None = None) -> i
         if delivery.status == DeliveryStatus.FAILED.value:
             delivery.status, delivery.attempts = DeliveryStatus.PENDING.value, 0
         delivery.next_attempt_at, delivery.claimed_until = now, None
-    await session.commit()
     return len(deliveries)
 
 

@@ -272,7 +272,7 @@ async def create_project(
         await record_activity(
             session, project, creator, "project.created", payload={"key": key, "name": project.name}
         )
-        await session.commit()
+        await session.flush()
     except IntegrityError as error:  # another request took the key between check and insert
         raise Conflict(f"The key {key} is taken by another project.", field="key") from error
     # The counter UPDATE bypassed the ORM; re-read so the object matches the row.
@@ -296,7 +296,6 @@ async def update_settings(
     await record_activity(
         session, project, actor, "project.updated", payload={"name": project.name}
     )
-    await session.commit()
     return project
 
 
@@ -309,7 +308,6 @@ async def set_archived(session: AsyncSession, actor: User, project_id: int, arch
     project.archived_at = utcnow() if archived else None
     kind = "project.archived" if archived else "project.unarchived"
     await record_activity(session, project, actor, kind)
-    await session.commit()
 
 
 @use_case
@@ -348,7 +346,6 @@ async def update_project(
         project.archived_at = utcnow() if archived else None
         kind = "project.archived" if archived else "project.unarchived"
         await record_activity(session, project, actor, kind)
-    await session.commit()
     return project
 
 
@@ -379,7 +376,6 @@ async def add_status(
     await record_activity(
         session, project, actor, "project.workflow_changed", payload={"added": name}
     )
-    await session.commit()
     return status
 
 
@@ -413,7 +409,6 @@ async def update_status(
     await record_activity(
         session, project, actor, "project.workflow_changed", payload={"renamed": [before, name]}
     )
-    await session.commit()
     return status
 
 
@@ -432,7 +427,6 @@ async def move_status(
     for position, column in enumerate(columns):
         column.position = position
     await record_activity(session, project, actor, "project.workflow_changed")
-    await session.commit()
 
 
 @use_case
@@ -450,7 +444,6 @@ async def delete_status(
     await record_activity(
         session, project, actor, "project.workflow_changed", payload={"removed": status.name}
     )
-    await session.commit()
 
 
 # --- Labels -----------------------------------------------------------------------------------
@@ -503,7 +496,6 @@ async def save_label(
         "project.labels_changed",
         payload={"saved": {"id": label.id, "name": name, "color": color}},
     )
-    await session.commit()
     return label
 
 
@@ -522,7 +514,6 @@ async def delete_label(session: AsyncSession, actor: User, project_id: int, labe
         "project.labels_changed",
         payload={"removed": {"id": label.id, "name": label.name}},
     )
-    await session.commit()
 
 
 # --- Members ----------------------------------------------------------------------------------
@@ -560,7 +551,6 @@ async def add_member(
     await record_activity(
         session, project, actor, "member.added", payload={"user": user.display_name, "role": role}
     )
-    await session.commit()
     return Member(user, wanted)
 
 
@@ -586,7 +576,6 @@ async def change_role(
     await record_activity(
         session, project, actor, "member.role_changed", payload={"user_id": user_id, "role": role}
     )
-    await session.commit()
 
 
 @use_case
@@ -608,4 +597,3 @@ async def remove_member(session: AsyncSession, actor: User, project_id: int, use
             )
     await session.delete(membership)
     await record_activity(session, project, actor, "member.removed", payload={"user_id": user_id})
-    await session.commit()

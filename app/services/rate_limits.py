@@ -71,7 +71,6 @@ async def count_hit(
         await session.execute(
             delete(RateLimitBucket).where(RateLimitBucket.window_start < now - KEEP_BUCKETS_FOR)
         )
-    await session.commit()
     window_end = window_start + timedelta(seconds=window_seconds)
     reset = max(1, math.ceil((window_end - now).total_seconds()))
     return WindowCount(limit=limit, hits=hits, reset_seconds=reset)

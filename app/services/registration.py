@@ -66,7 +66,6 @@ async def sign_up(
             errors={"email": "An account with this address exists."},
         ) from error
     await send_address_link(session, settings, user, TokenPurpose.VERIFY_EMAIL, email)
-    await session.commit()
     return user
 
 
@@ -75,7 +74,6 @@ async def verify_email(session: AsyncSession, settings: AccountSettings, signed:
     """Mark the address validated. Raises Invalid for a bad link."""
     _, user = await redeem_token(session, settings, TokenPurpose.VERIFY_EMAIL, signed)
     user.email_verified_at = user.email_verified_at or utcnow()
-    await session.commit()
     return user
 
 
@@ -87,4 +85,3 @@ async def resend_verification(
     if user is None or user.email_verified_at is not None:
         return
     await send_address_link(session, settings, user, TokenPurpose.VERIFY_EMAIL, user.email)
-    await session.commit()

@@ -1,4 +1,5 @@
-"""The contract every use case keeps: it commits once, or it rolls back and leaves nothing."""
+"""The one transaction shape: a use case's body writes, `use_case` begins and commits it, or rolls
+it back and leaves nothing."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ T = TypeVar("T")
 def use_case(
     function: Callable[Concatenate[AsyncSession, P], Awaitable[T]],
 ) -> Callable[Concatenate[AsyncSession, P], Awaitable[T]]:
-    """Run a use case in a transaction of its own, rolled back if it raises.
+    """Run a use case in a transaction of its own: committed when the body returns, rolled back
+    if it (or the commit) raises. Bodies never commit themselves.
 
     A read transaction the caller left open is ended first (it holds no changes: routes only
     read before calling a use case). On SQLite the new transaction begins IMMEDIATE so that
@@ -32,9 +34,11 @@ def use_case(
             await session.commit()
         await begin_writing(session)
         try:
-            return await function(session, *args, **kwargs)
+            result = await function(session, *args, **kwargs)
+            await session.commit()
         except BaseException:
             await session.rollback()
             raise
+        return result
 
     return run

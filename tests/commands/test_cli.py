@@ -128,7 +128,7 @@ async def test_mail_pending_lists_waiting_and_failed_mail_and_retry_sends_it_aga
 
     # Delivered for real once retried: the SMTP server gets both waiting messages.
     report = await app.extensions["mail_sender"].deliver_pending()
-    assert report.sent == 2
+    assert report.delivered == 2
     assert {address for mail in mailbox.messages for address in mail.recipients} == {
         "gone@example.com",
         "later@example.com",

@@ -58,7 +58,7 @@ async def test_a_long_column_shows_its_first_cards_and_counts_them_all(
     assert [card.number for card in first.cards] == [1, 2, 3]  # in board order
     assert all(column.total == 0 and column.cards == [] for column in columns[1:])
 
-    monkeypatch.setattr(issues, "BOARD_COLUMN_LIMIT", 3)
+    monkeypatch.setattr(boards, "BOARD_COLUMN_LIMIT", 3)
     monkeypatch.setattr(boards.board, "__kwdefaults__", {"per_column": 3})
     page = await (await t.owner_client.get("/p/LIVE/board")).get_data(as_text=True)
     assert page.count('class="card board-card"') == 3

@@ -10,31 +10,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from sqlalchemy import event, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
-from app.db import begin_writing, utcnow
+from app.db import after_commit, begin_writing, utcnow
 from app.models import MailStatus, OutboxMessage
 from app.outbound.mail.compose import header_safe, render_mail
 from app.outbound.mail.transport import Outcome, Transport
-from app.outbound.sender import BackgroundSender
+from app.outbound.sender import BackgroundSender, DeliveryReport, retry_delay
 
 log = logging.getLogger("issues.mail")
 
 BATCH_SIZE = 20
+# 30 s, 1 min, 2 min, ... up to an hour between attempts.
 FIRST_RETRY_SECONDS = 30
 LAST_RETRY_SECONDS = 3600
-# session.info keys: set when a commit carries mail, and the callback that wakes the sender.
-_MAIL_QUEUED = "issues.mail_queued"
-WAKE_SENDER = "issues.wake_mail_sender"
 
 
 def enqueue_mail(
@@ -51,28 +47,8 @@ def enqueue_mail(
         template=template,
     )
     session.add(message)
-    session.info[_MAIL_QUEUED] = True
+    after_commit.note_mail(session)  # the factory wires the sender's wake to this
     return message
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_sender_after_commit(session: Session) -> None:
-    if session.info.pop(_MAIL_QUEUED, False):
-        wake = session.info.get(WAKE_SENDER)
-        if wake is not None:
-            wake()
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_rolled_back_mail(session: Session, previous_transaction: Any) -> None:
-    session.info.pop(_MAIL_QUEUED, None)
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """30 s, 1 min, 2 min, ... up to an hour between attempts."""
-    return timedelta(
-        seconds=min(FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0), LAST_RETRY_SECONDS)
-    )
 
 
 def as_email(message: OutboxMessage, sender: str) -> EmailMessage:
@@ -88,25 +64,12 @@ def as_email(message: OutboxMessage, sender: str) -> EmailMessage:
     return email
 
 
-@dataclass
-class DeliveryReport:
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def handled(self) -> int:
-        return self.sent + self.retried + self.failed
-
-
 class MailSender(BackgroundSender[DeliveryReport]):
     """Sends what the outbox holds: on demand (`deliver_pending`) and, in a served app, from a
     background task that wakes when a commit queues mail and polls for other workers' mail."""
 
     name = "mail sender"
     log = log
-    wake_key = WAKE_SENDER
 
     def __init__(
         self,
@@ -189,7 +152,7 @@ class MailSender(BackgroundSender[DeliveryReport]):
                 message.last_error = outcome.error[:2000]
                 if outcome.result == "sent":
                     message.status, message.sent_at = MailStatus.SENT.value, now
-                    report.sent += 1
+                    report.delivered += 1
                 elif outcome.result == "failed" or message.attempts >= self.max_attempts:
                     message.status = MailStatus.FAILED.value
                     report.failed += 1
@@ -197,7 +160,9 @@ class MailSender(BackgroundSender[DeliveryReport]):
                         "mail %s to %s failed: %s", message.id, message.to_address, outcome.error
                     )
                 else:
-                    message.next_attempt_at = now + retry_delay(message.attempts)
+                    message.next_attempt_at = now + retry_delay(
+                        message.attempts, FIRST_RETRY_SECONDS, LAST_RETRY_SECONDS
+                    )
                     report.retried += 1
                     log.warning("mail %s will be retried: %s", message.id, outcome.error)
                 if outcome.error:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from quart import Quart
+from typing import Any
 
-from app.outbound.webhooks.queue import enqueue_deliveries
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from app.outbound.webhooks.sender import WebhookSender
 from app.outbound.webhooks.targets import RefusedTarget, TargetPolicy
 
-__all__ = ["RefusedTarget", "TargetPolicy", "WebhookSender", "enqueue_deliveries", "init_app"]
+__all__ = ["RefusedTarget", "TargetPolicy", "WebhookSender", "webhook_sender_from_config"]
 
 
-def init_app(app: Quart) -> None:
-    config = app.config
-    sender = WebhookSender(
-        app.extensions["database"].sessionmaker,
+def webhook_sender_from_config(
+    config: dict[str, Any], sessionmaker: async_sessionmaker[AsyncSession]
+) -> WebhookSender:
+    """The delivery queue's sender as the WEBHOOK_* settings describe it; create_app starts it."""
+    return WebhookSender(
+        sessionmaker,
         policy=TargetPolicy.from_config(config),
         timeout=config["WEBHOOK_TIMEOUT"],
         max_attempts=config["WEBHOOK_MAX_ATTEMPTS"],
@@ -22,14 +25,3 @@ def init_app(app: Quart) -> None:
         first_retry_seconds=config["WEBHOOK_FIRST_RETRY_SECONDS"],
         last_retry_seconds=config["WEBHOOK_LAST_RETRY_SECONDS"],
     )
-    app.extensions["webhook_sender"] = sender
-
-    if config["WEBHOOK_SEND_IN_BACKGROUND"]:
-
-        @app.before_serving
-        async def start_sending() -> None:
-            sender.start()
-
-        @app.after_serving
-        async def stop_sending() -> None:
-            await sender.stop()

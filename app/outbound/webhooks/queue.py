@@ -6,16 +6,11 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
-from app.db import utcnow
+from app.db import after_commit, utcnow
 from app.models import Activity, Issue, Project, User, Webhook, WebhookDelivery, WorkflowStatus
-
-# session.info keys: set when a commit carries deliveries, and the callback that wakes the sender.
-_QUEUED = "issues.webhooks_queued"
-WAKE_SENDER = "issues.wake_webhook_sender"
 
 
 def delivery_body(
@@ -60,7 +55,7 @@ def queue_delivery(
         body=body,
     )
     session.add(delivery)
-    session.info[_QUEUED] = True
+    after_commit.note_deliveries(session)  # the factory wires the sender's wake to this
     return delivery
 
 
@@ -112,16 +107,3 @@ async def enqueue_deliveries(
             session, hook.id, event_id=event_id, kind=activity.kind, seq=activity.seq, body=body
         )
     return len(hooks)
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_sender_after_commit(session: Session) -> None:
-    if session.info.pop(_QUEUED, False):
-        wake = session.info.get(WAKE_SENDER)
-        if wake is not None:
-            wake()
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_rolled_back_deliveries(session: Session, previous_transaction: Any) -> None:
-    session.info.pop(_QUEUED, None)

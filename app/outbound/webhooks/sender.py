@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpcore
@@ -22,8 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import begin_writing, utcnow
 from app.models import DeliveryStatus, Webhook, WebhookDelivery
-from app.outbound.sender import BackgroundSender
-from app.outbound.webhooks.queue import WAKE_SENDER
+from app.outbound.sender import BackgroundSender, DeliveryReport, retry_delay
 from app.outbound.webhooks.targets import GuardedNetworkBackend, RefusedTarget, TargetPolicy
 
 log = logging.getLogger("issues.webhooks")
@@ -37,11 +36,6 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     timestamp, a full stop, and the body's bytes."""
     signed = str(timestamp).encode("ascii") + b"." + body
     return "sha256=" + hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
-
-
-def retry_delay(attempts: int, first_seconds: float, last_seconds: float) -> timedelta:
-    """first, 2 x first, 4 x first, ... up to last_seconds between attempts."""
-    return timedelta(seconds=min(first_seconds * 2 ** max(attempts - 1, 0), last_seconds))
 
 
 @dataclass(frozen=True)
@@ -64,25 +58,12 @@ class Outcome:
     error: str = ""
 
 
-@dataclass
-class DeliveryReport:
-    delivered: int = 0
-    retried: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def handled(self) -> int:
-        return self.delivered + self.retried + self.failed
-
-
 class WebhookSender(BackgroundSender[DeliveryReport]):
     """Sends what the delivery queue holds: on demand (`deliver_pending`) and, in a served app,
     from a background task woken by commits that queue deliveries and polling for the rest."""
 
     name = "webhook sender"
     log = log
-    wake_key = WAKE_SENDER
 
     def __init__(
         self,

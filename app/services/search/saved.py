@@ -39,7 +39,6 @@ async def save_search(session: AsyncSession, user: User, *, name: str, query: st
         )
     saved = SavedSearch(user_id=user.id, name=name, query=query)
     session.add(saved)
-    await session.commit()
     return saved
 
 
@@ -63,4 +62,3 @@ async def delete_saved_search(session: AsyncSession, user: User, saved_search_id
     if saved is None or saved.user_id != user.id:
         raise NotFound("No such saved search.")
     await session.delete(saved)
-    await session.commit()

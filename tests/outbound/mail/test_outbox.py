@@ -13,7 +13,8 @@ from app import create_app
 from app.db import utcnow
 from app.models import MailStatus, OutboxMessage
 from app.outbound.mail import enqueue_mail
-from app.outbound.mail.outbox import retry_delay
+from app.outbound.mail.outbox import FIRST_RETRY_SECONDS, LAST_RETRY_SECONDS
+from app.outbound.sender import retry_delay
 from tests.conftest import app_settings
 from tests.mailcatcher import MailCatcher
 from tests.pages import sign_up
@@ -66,14 +67,14 @@ async def _outage_during_sign_ups(app: Quart, mailbox: MailCatcher) -> None:
         assert response.status_code == 302  # sign-up does not wait for mail
 
     report = await sender.deliver_pending()
-    assert (report.sent, report.retried, report.failed) == (0, SIGN_UPS, 0)
+    assert (report.delivered, report.retried, report.failed) == (0, SIGN_UPS, 0)
     assert "cannot reach" in report.errors[0]
     assert (await sender.deliver_pending()).handled == 0  # not due again yet
 
     mailbox.start()
     await make_retries_due(app)
     report = await sender.deliver_pending()
-    assert report.sent == SIGN_UPS
+    assert report.delivered == SIGN_UPS
     assert (await sender.deliver_pending()).handled == 0
     received = sorted(address for mail in mailbox.messages for address in mail.recipients)
     assert received == sorted(f"person{n}@example.com" for n in range(SIGN_UPS))
@@ -92,7 +93,7 @@ async def test_mail_queued_before_a_restart_is_sent_by_the_next_process(
     second = create_app("testing", **app_settings(database_url, mailbox))
     async with second.test_app():
         await make_retries_due(second)
-        assert (await second.extensions["mail_sender"].deliver_pending()).sent == 5
+        assert (await second.extensions["mail_sender"].deliver_pending()).delivered == 5
     assert len(mailbox.messages) == 5
 
 
@@ -105,7 +106,7 @@ async def test_two_workers_sending_at_once_never_send_a_message_twice(
         reports = await asyncio.gather(
             *(worker.extensions["mail_sender"].deliver_pending() for worker in workers)
         )
-    assert sum(report.sent for report in reports) == 60
+    assert sum(report.delivered for report in reports) == 60
     recipients = [address for mail in mailbox.messages for address in mail.recipients]
     assert len(recipients) == len(set(recipients)) == 60
 
@@ -114,7 +115,7 @@ async def test_a_permanent_refusal_is_not_retried(app: Quart, mailbox: MailCatch
     await queue(app, 1, to="ghost@bounce.example")
     await queue(app, 1, to="real@example.com")
     report = await app.extensions["mail_sender"].deliver_pending()
-    assert (report.sent, report.failed) == (1, 1)
+    assert (report.delivered, report.failed) == (1, 1)
     assert await statuses(app) == [MailStatus.FAILED, MailStatus.SENT]
 
 
@@ -132,7 +133,10 @@ async def test_a_message_that_keeps_failing_is_given_up_after_its_attempts(
 
 
 def test_retries_back_off_up_to_an_hour() -> None:
-    delays = [retry_delay(attempt).total_seconds() for attempt in range(1, 12)]
+    delays = [
+        retry_delay(attempt, FIRST_RETRY_SECONDS, LAST_RETRY_SECONDS).total_seconds()
+        for attempt in range(1, 12)
+    ]
     assert delays[:3] == [30, 60, 120]
     assert delays == sorted(delays)
     assert delays[-1] == 3600
@@ -154,7 +158,7 @@ async def test_mail_of_a_rolled_back_change_is_never_sent(app: Quart, mailbox: M
 
 async def test_a_display_name_cannot_inject_headers(app: Quart, mailbox: MailCatcher) -> None:
     await queue(app, 1, to="ann@example.com", name="Eve\r\nBcc: victim@example.com")
-    assert (await app.extensions["mail_sender"].deliver_pending()).sent == 1
+    assert (await app.extensions["mail_sender"].deliver_pending()).delivered == 1
     [mail] = mailbox.messages
     assert mail.recipients == ["ann@example.com"]
     assert mail.message["Bcc"] is None
@@ -195,7 +199,7 @@ async def test_development_prints_mail_to_the_log(
     async with app.test_app():
         await queue(app, 1, to="ann@example.com")
         with caplog.at_level(logging.INFO, logger="issues.mail"):
-            assert (await app.extensions["mail_sender"].deliver_pending()).sent == 1
+            assert (await app.extensions["mail_sender"].deliver_pending()).delivered == 1
     assert "mail to ann@example.com" in caplog.text
     assert mailbox.messages == []
 
@@ -204,5 +208,5 @@ async def test_a_message_that_cannot_be_built_fails_alone(app: Quart, mailbox: M
     await queue(app, 1, to="jörg@example.com")  # no ASCII header can hold this address
     await queue(app, 2)
     report = await app.extensions["mail_sender"].deliver_pending()
-    assert (report.sent, report.failed) == (2, 1)
+    assert (report.delivered, report.failed) == (2, 1)
     assert await statuses(app) == [MailStatus.FAILED, MailStatus.SENT, MailStatus.SENT]

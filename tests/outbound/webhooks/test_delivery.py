@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from app.db import utcnow
 from app.models import DeliveryStatus, Project, User, WebhookDelivery
-from app.outbound.webhooks.sender import retry_delay
+from app.outbound.sender import retry_delay
 from app.services import comments, issues, project_webhooks
 from app.services.activity import record_activity
 from tests.factories import make_issue, make_project, make_user

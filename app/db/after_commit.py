@@ -1,0 +1,86 @@
+"""What runs once a transaction commits: named, typed hooks that the app factory wires.
+
+A service notes what its transaction wrote (`note_activity`, `note_mail`, `note_deliveries`);
+when that transaction commits, the dispatcher of the app whose sessionmaker made the session
+calls each hook registered for it, and when it rolls back the notes are forgotten. The hooks
+are wired in `create_app` (decision 0013): the live broker on SQLite, the mail and webhook
+senders' `wake`. No listener is registered by importing a module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, sessionmaker
+
+# Told the id of a project whose new activity rows just committed.
+ActivityHook = Callable[[int], None]
+# Told that a commit queued work for a background sender.
+WakeHook = Callable[[], None]
+
+_NOTES = "issues.after_commit"  # the transaction's notes, in session.info
+
+
+@dataclass
+class _Notes:
+    projects_with_activity: set[int] = field(default_factory=set)
+    mail_queued: bool = False
+    deliveries_queued: bool = False
+
+
+def _notes(session: AsyncSession | Session) -> _Notes:
+    info = session.info
+    notes = info.get(_NOTES)
+    if notes is None:
+        notes = info[_NOTES] = _Notes()
+    return notes
+
+
+def note_activity(session: AsyncSession | Session, project_id: int) -> None:
+    """The transaction wrote activity rows for this project."""
+    _notes(session).projects_with_activity.add(project_id)
+
+
+def note_mail(session: AsyncSession | Session) -> None:
+    """The transaction queued mail in the outbox."""
+    _notes(session).mail_queued = True
+
+
+def note_deliveries(session: AsyncSession | Session) -> None:
+    """The transaction queued webhook deliveries."""
+    _notes(session).deliveries_queued = True
+
+
+@dataclass
+class AfterCommit:
+    """The hooks of one app's sessions, called in order once a noted transaction commits."""
+
+    activity_committed: list[ActivityHook] = field(default_factory=list)
+    mail_queued: list[WakeHook] = field(default_factory=list)
+    deliveries_queued: list[WakeHook] = field(default_factory=list)
+
+    def attach(self, maker: sessionmaker[Session]) -> None:
+        """Listen to the sessions `maker` makes (the sync side of the app's async sessions)."""
+        event.listen(maker, "after_commit", self._committed)
+        event.listen(maker, "after_soft_rollback", self._rolled_back)
+
+    def _committed(self, session: Session) -> None:
+        notes: _Notes | None = session.info.pop(_NOTES, None)
+        if notes is None:
+            return
+        for project_id in sorted(notes.projects_with_activity):
+            for tell in self.activity_committed:
+                tell(project_id)
+        if notes.mail_queued:
+            for wake in self.mail_queued:
+                wake()
+        if notes.deliveries_queued:
+            for wake in self.deliveries_queued:
+                wake()
+
+    def _rolled_back(self, session: Session, previous_transaction: Any) -> None:
+        session.info.pop(_NOTES, None)
