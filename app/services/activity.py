@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import after_commit
 from app.models import Activity, Issue, Project, User
-from app.outbound.webhooks.queue import enqueue_deliveries
+from app.services.webhook_deliveries import enqueue_deliveries
 
 
 async def take_project_counters(
