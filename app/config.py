@@ -59,6 +59,12 @@ class Config:
     AUTH_REMEMBER_MAX_SECONDS = 30 * 24 * 3600
     # Per-client limits on login, sign-up and reset requests (off only in some tests).
     RATE_LIMIT_ENABLED = True
+    # Failed logins from one client address, per account and in all, per window. Successes
+    # never count, and the ceiling for the address is high: people behind one office's NAT or
+    # proxy must not lock each other out. Each account also waits longer after each failure.
+    LOGIN_FAILURES_PER_ADDRESS_AND_ACCOUNT = 10
+    LOGIN_FAILURES_PER_ADDRESS = 100
+    LOGIN_FAILURE_WINDOW_SECONDS = 900
     # The JSON API: requests per window per token (or logged-in user), and per client address
     # for anonymous reads; counted in the database, so shared by every worker.
     API_RATE_LIMIT = 600
@@ -147,6 +153,9 @@ class Config:
         "TRUST_PROXY_ADDRESSES": str,
         "LOG_FORMAT": str,
         "LOG_LEVEL": str,
+        "LOGIN_FAILURES_PER_ADDRESS_AND_ACCOUNT": int,
+        "LOGIN_FAILURES_PER_ADDRESS": int,
+        "LOGIN_FAILURE_WINDOW_SECONDS": int,
         "API_RATE_LIMIT": int,
         "API_ANONYMOUS_RATE_LIMIT": int,
         "API_RATE_LIMIT_WINDOW_SECONDS": int,

@@ -65,8 +65,8 @@ async def signup() -> Page:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@rate_limited("login", limit=20, per_seconds=300)
 async def login() -> Page:
+    # Limited inside log_in: failures per account, per (address, account) and per address.
     next_page = safe_next(request.args.get("next"))
     if request.method == "GET":
         if current_account() is not None:
@@ -80,6 +80,7 @@ async def login() -> Page:
             account_settings(),
             email=form.get("email", ""),
             password=form.get("password", ""),
+            client_address=client_address(),
         )
     except (Invalid, TooManyRequests) as refusal:
         page = await render_template(

@@ -47,6 +47,11 @@ class AccountSettings:
     session_max: timedelta = timedelta(days=3)
     remember_idle: timedelta = timedelta(days=14)
     remember_max: timedelta = timedelta(days=30)
+    # Failed logins allowed from one address per window: per account, and in all.
+    address_account_failures: int = 10
+    address_failures: int = 100
+    failure_window_seconds: int = 900
+    limit_addresses: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> AccountSettings:
@@ -61,6 +66,10 @@ class AccountSettings:
             session_max=timedelta(seconds=config["AUTH_SESSION_MAX_SECONDS"]),
             remember_idle=timedelta(seconds=config["AUTH_REMEMBER_IDLE_SECONDS"]),
             remember_max=timedelta(seconds=config["AUTH_REMEMBER_MAX_SECONDS"]),
+            address_account_failures=config["LOGIN_FAILURES_PER_ADDRESS_AND_ACCOUNT"],
+            address_failures=config["LOGIN_FAILURES_PER_ADDRESS"],
+            failure_window_seconds=config["LOGIN_FAILURE_WINDOW_SECONDS"],
+            limit_addresses=config["RATE_LIMIT_ENABLED"],
         )
 
     def link(self, path: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -16,22 +17,16 @@ from app.security import (
     new_token,
     token_digest,
 )
-from app.services import access
+from app.services import access, rate_limits
 from app.services.accounts import AccountSettings, normalise_email
 from app.services.transaction import use_case
 
 # Failed logins before delays start, and the longest delay: slow enough to stop guessing,
 # never a lockout that an attacker could use to keep the owner out.
 FREE_LOGIN_FAILURES = 3
-
-
 LONGEST_LOGIN_DELAY = timedelta(minutes=15)
-
-
 # last_seen_at is written at most this often, so that reading a page is not a write.
 SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
-
-
 WRONG_CREDENTIALS = "Wrong email or password."
 
 
@@ -43,49 +38,108 @@ def _login_delay(throttle: LoginThrottle | None) -> timedelta:
 
 
 async def log_in(
-    session: AsyncSession, settings: AccountSettings, *, email: str, password: str
+    session: AsyncSession,
+    settings: AccountSettings,
+    *,
+    email: str,
+    password: str,
+    client_address: str = "",
 ) -> User:
     """The user with these credentials. Raises Invalid with the same message for an unknown
-    address and a wrong password (at the same cost), or TooManyRequests while the address
-    must wait after repeated failures."""
+    address and a wrong password (at the same cost), or TooManyRequests while the account must
+    wait after repeated failures, or while this client address has failed too often (for this
+    account, or for any: a ceiling high enough for an office behind one address).
+
+    The attempt counts against the account before the password is checked, in a transaction
+    of its own that holds the account's throttle row: parallel guesses queue there, and each
+    sees the ones before it. A success clears the count; only failures count per address."""
     try:
         email = normalise_email(email)
     except Invalid:
         await settings.hasher.verify(None, password)
         raise Invalid(WRONG_CREDENTIALS) from None
-    throttle = await session.get(LoginThrottle, email)
-    if throttle is not None:
-        wait_until = throttle.last_failure_at + _login_delay(throttle)
-        if wait_until > utcnow():
-            seconds = math.ceil((wait_until - utcnow()).total_seconds())
-            raise TooManyRequests(
-                seconds, f"Too many failed attempts. Try again in {seconds} seconds."
-            )
+    address_keys = _address_keys(settings, client_address, email)
+    await _refuse_a_failing_address(session, settings, address_keys)
+    await _count_attempt(session, email)
     user = await session.scalar(select(User).where(User.email == email))
     if not await settings.hasher.verify(user.password_hash if user else None, password):
-        await _record_login_failure(session, email)
+        for key, limit in address_keys:
+            await rate_limits.count_hit(
+                session, key, limit=limit, window_seconds=settings.failure_window_seconds
+            )
         raise Invalid(WRONG_CREDENTIALS)
     assert user is not None
-    await _record_login_success(session, settings, user, password, throttle is not None)
+    await _record_login_success(session, settings, user, password)
     return user
 
 
+def _address_keys(
+    settings: AccountSettings, client_address: str, email: str
+) -> list[tuple[str, int]]:
+    """The failure counters of this client address: with this account, and in all."""
+    if not settings.limit_addresses or not client_address:
+        return []
+    return [
+        (f"login-failures:{client_address}:{email}", settings.address_account_failures),
+        (f"login-failures:{client_address}", settings.address_failures),
+    ]
+
+
+async def _refuse_a_failing_address(
+    session: AsyncSession, settings: AccountSettings, address_keys: list[tuple[str, int]]
+) -> None:
+    for key, limit in address_keys:
+        count = await rate_limits.current_count(
+            session, key, limit=limit, window_seconds=settings.failure_window_seconds
+        )
+        if count.hits >= limit:
+            minutes = math.ceil(count.reset_seconds / 60)
+            raise TooManyRequests(
+                count.reset_seconds,
+                f"Too many failed logins from your address. Try again in {minutes} minutes, "
+                "or reset your password if you have forgotten it. Others who share your "
+                "network can still log in.",
+            )
+
+
 @use_case
-async def _record_login_failure(session: AsyncSession, email: str) -> None:
-    throttle = await session.get(LoginThrottle, email)
-    if throttle is None:
-        session.add(LoginThrottle(email=email, failures=1, last_failure_at=utcnow()))
-    else:
-        throttle.failures += 1
-        throttle.last_failure_at = utcnow()
+async def _count_attempt(session: AsyncSession, email: str) -> None:
+    """Count a login attempt for `email` (known or not), or refuse it with TooManyRequests
+    while the account must wait after its failures."""
+    now = utcnow()
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(LoginThrottle)
+        .values(email=email, failures=0, last_failure_at=now)
+        .on_conflict_do_nothing(index_elements=["email"])
+    )
+    # FOR UPDATE on PostgreSQL (SQLite's IMMEDIATE transaction holds the whole database).
+    throttle = await session.scalar(
+        select(LoginThrottle)
+        .where(LoginThrottle.email == email)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert throttle is not None
+    now = utcnow()  # after the wait for the row: the attempts before this one are older
+    wait_until = throttle.last_failure_at + _login_delay(throttle)
+    if throttle.failures and wait_until > now:
+        seconds = math.ceil((wait_until - now).total_seconds())
+        raise TooManyRequests(
+            seconds,
+            f"Too many failed attempts. Try again in {seconds} seconds, or reset your "
+            "password if you have forgotten it.",
+        )
+    # Counted as a failure until the password proves right (then the row goes).
+    throttle.failures += 1
+    throttle.last_failure_at = now
 
 
 @use_case
 async def _record_login_success(
-    session: AsyncSession, settings: AccountSettings, user: User, password: str, throttled: bool
+    session: AsyncSession, settings: AccountSettings, user: User, password: str
 ) -> None:
-    if throttled:
-        await session.execute(delete(LoginThrottle).where(LoginThrottle.email == user.email))
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.email == user.email))
     if user.password_hash and settings.hasher.needs_rehash(user.password_hash):
         # The parameters changed since this hash was made; the password is at hand, so upgrade.
         user.password_hash = await settings.hasher.hash(password)

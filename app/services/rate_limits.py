@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +45,22 @@ async def hit(session: AsyncSession, key: str, *, limit: int, window_seconds: in
     seconds until the window ends (for Retry-After)."""
     count = await count_hit(session, key, limit=limit, window_seconds=window_seconds)
     return count.reset_seconds if count.exceeded else None
+
+
+async def current_count(
+    session: AsyncSession, key: str, *, limit: int, window_seconds: int
+) -> WindowCount:
+    """Where `key` stands in the current window, without counting a hit."""
+    now = utcnow()
+    window_start = _window_start(now, window_seconds)
+    hits = await session.scalar(
+        select(RateLimitBucket.hits).where(
+            RateLimitBucket.key == key[:400], RateLimitBucket.window_start == window_start
+        )
+    )
+    window_end = window_start + timedelta(seconds=window_seconds)
+    reset = max(1, math.ceil((window_end - now).total_seconds()))
+    return WindowCount(limit=limit, hits=hits or 0, reset_seconds=reset)
 
 
 @use_case

@@ -361,13 +361,58 @@ async def test_an_unknown_address_is_throttled_like_a_known_one(app: Quart, clie
     assert (await log_in(client, "nobody@example.com")).status_code == 429
 
 
-async def test_login_requests_per_client_are_limited(app: Quart, client) -> None:
-    statuses = [
-        (await log_in(client, f"u{n}@example.com", "wrong password!")).status_code
-        for n in range(21)
-    ]
-    assert statuses[:20] == [400] * 20
-    assert statuses[20] == 429
+async def test_failed_logins_from_one_address_meet_a_ceiling(
+    database_url: str, mailbox: MailCatcher
+) -> None:
+    from app import create_app
+    from tests.conftest import app_settings
+
+    settings = app_settings(database_url, mailbox, LOGIN_FAILURES_PER_ADDRESS=20)
+    async with create_app("testing", **settings).test_app() as test_app:
+        client = test_app.test_client()
+        statuses = [
+            (await log_in(client, f"u{n}@example.com", "wrong password!")).status_code
+            for n in range(21)
+        ]
+        assert statuses[:20] == [400] * 20
+        refused = await log_in(client, "u99@example.com", "wrong password!")
+    assert refused.status_code == 429
+    assert "from your address" in await text_of(refused)
+    assert "reset your password" in await text_of(refused)
+
+
+async def test_an_office_behind_one_address_never_locks_itself_out(
+    app: Quart, client, mailbox: MailCatcher
+) -> None:
+    """Successes never count against the address, and one person's failures stop only that
+    person (per address and account), not the colleagues behind the same NAT."""
+    from tests.factories import make_user
+
+    hasher = app.extensions["account_settings"].hasher
+    async with app.extensions["database"].sessionmaker() as session:
+        password_hash = await hasher.hash(PASSWORD)
+        for n in range(40):
+            await make_user(session, email=f"colleague{n}@example.com", password_hash=password_hash)
+    for n in range(40):  # twice the old per-address limit of 20 logins
+        assert (await log_in(client, f"colleague{n}@example.com")).status_code == 302
+        await submit(client, "/auth/logout")
+
+    limit = app.config["LOGIN_FAILURES_PER_ADDRESS_AND_ACCOUNT"]
+    async with app.extensions["database"].sessionmaker() as session:
+        for _ in range(limit):
+            assert (await log_in(client, "colleague0@example.com", "wrong!")).status_code in (
+                400,
+                429,
+            )
+            # Past the account's own growing delay, so that the address's count is what stops.
+            await session.execute(
+                update(LoginThrottle).values(last_failure_at=utcnow() - timedelta(hours=1))
+            )
+            await session.commit()
+    refused = await log_in(client, "colleague0@example.com")
+    assert refused.status_code == 429
+    assert "from your address" in await text_of(refused)
+    assert (await log_in(client, "colleague1@example.com")).status_code == 302
 
 
 async def test_forwarded_addresses_count_only_behind_a_trusted_proxy(
@@ -377,7 +422,10 @@ async def test_forwarded_addresses_count_only_behind_a_trusted_proxy(
     from tests.conftest import app_settings
 
     async def refused_after_limit(trust: int) -> bool:
-        app = create_app("testing", **app_settings(database_url, mailbox, TRUST_PROXY_COUNT=trust))
+        settings = app_settings(
+            database_url, mailbox, TRUST_PROXY_COUNT=trust, LOGIN_FAILURES_PER_ADDRESS=20
+        )
+        app = create_app("testing", **settings)
         async with app.test_app() as test_app:
             client = test_app.test_client()
             statuses = []
