@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from quart import Quart
-from quart.typing import TestClientProtocol
 from sqlalchemy import select
 
 from app.models import Issue
 from app.services import projects
 from tests.factories import make_issue, make_project, make_user
 from tests.pages import PASSWORD, log_in, submit
+
+if TYPE_CHECKING:  # as a module name, pytest would try to collect it as a test class
+    from quart.typing import TestClientProtocol
 
 
 async def test_a_card_of_another_project_cannot_be_moved_on_this_board(
