@@ -23,18 +23,22 @@ from app.services.access import (
 from app.services.issue_views import ISSUE_DETAILS
 
 
+async def _statuses_in_board_order(session: AsyncSession, project_id: int) -> list[WorkflowStatus]:
+    return list(
+        await session.scalars(
+            select(WorkflowStatus)
+            .where(WorkflowStatus.project_id == project_id)
+            .order_by(WorkflowStatus.position, WorkflowStatus.id)
+        )
+    )
+
+
 async def board_columns(
     session: AsyncSession, viewer: User | None, project_id: int
 ) -> list[tuple[WorkflowStatus, list[Issue]]]:
     """The project's columns, each with its cards in board order."""
     project = await readable_project(session, viewer, project_id)
-    statuses = list(
-        await session.scalars(
-            select(WorkflowStatus)
-            .where(WorkflowStatus.project_id == project.id)
-            .order_by(WorkflowStatus.position, WorkflowStatus.id)
-        )
-    )
+    statuses = await _statuses_in_board_order(session, project.id)
     cards = await session.scalars(
         select(Issue)
         .where(Issue.project_id == project.id)
@@ -93,13 +97,7 @@ async def board(
 ) -> list[BoardColumn]:
     """The project's columns with their first cards in board order, and each one's count."""
     project = await readable_project(session, viewer, project_id)
-    statuses = list(
-        await session.scalars(
-            select(WorkflowStatus)
-            .where(WorkflowStatus.project_id == project.id)
-            .order_by(WorkflowStatus.position, WorkflowStatus.id)
-        )
-    )
+    statuses = await _statuses_in_board_order(session, project.id)
     if not statuses:
         return []
     counted = await session.execute(
