@@ -1,19 +1,21 @@
-"""Watchers' mail: a burst of changes makes one email, and private projects leak no mail."""
+"""Watchers: who watches and is told of a change, one email per burst, no leak from private ones."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from quart import Quart
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.models import Membership, Notification, User
-from app.services import comments, issues, projects
+from app.models import Membership, Notification, User, Watcher
+from app.services import comments, issue_views, issues, projects
 from app.services.issues import IssueChanges
 from app.services.notifications import mail_due_digests
 from tests.factories import add_member, make_issue, make_project, make_user
 from tests.mailcatcher import MailCatcher
+from tests.services.rows import statuses
 
 QUIET = timedelta(minutes=2)
 
@@ -27,6 +29,55 @@ async def age_notifications(app: Quart, by: timedelta) -> None:
     async with app.extensions["database"].sessionmaker() as session:
         await session.execute(update(Notification).values(created_at=utcnow() - by))
         await session.commit()
+
+
+# --- Who watches, who is told -----------------------------------------------------------------
+
+
+async def test_reporter_assignee_commenters_and_mentioned_people_watch(
+    session: AsyncSession,
+) -> None:
+    ann = await make_user(session)
+    bob = await make_user(session)
+    cat = await make_user(session)
+    dan = await make_user(session)
+    project = await make_project(session, ann)
+    for person in (bob, cat, dan):
+        await add_member(session, project, person)
+    issue = await issues.create_issue(session, ann, project.id, title="t", assignee_id=bob.id)
+    await comments.add_comment(session, cat, issue.id, f"ping @{dan.handle}")
+    watchers = set(await session.scalars(select(Watcher.user_id).where(Watcher.watching.is_(True))))
+    assert watchers == {ann.id, bob.id, cat.id, dan.id}
+
+
+async def test_someone_who_unwatched_is_not_subscribed_again(session: AsyncSession) -> None:
+    ann = await make_user(session)
+    bob = await make_user(session)
+    project = await make_project(session, ann)
+    await add_member(session, project, bob)
+    issue = await make_issue(session, ann, project)
+    await comments.add_comment(session, bob, issue.id, "one")
+    await issues.set_watching(session, bob, issue.id, False)
+    await comments.add_comment(session, bob, issue.id, "two")
+    assert not await issue_views.is_watching(session, issue.id, bob)
+
+
+async def test_watchers_are_notified_but_not_of_their_own_changes(session: AsyncSession) -> None:
+    ann = await make_user(session)
+    bob = await make_user(session)
+    project = await make_project(session, ann)
+    await add_member(session, project, bob)
+    issue = await make_issue(session, ann, project)
+    await comments.add_comment(session, bob, issue.id, "bob comments")  # tells ann
+    done = (await statuses(session, project.id))["Done"]
+    await issues.update_issue(
+        session, ann, issue.id, IssueChanges(status_id=done), expected_version=None
+    )
+    rows = list(await session.execute(select(Notification.user_id, Notification.reason)))
+    assert sorted(rows) == sorted([(ann.id, "commented"), (bob.id, "status_changed")])
+
+
+# --- The digest mail --------------------------------------------------------------------------
 
 
 async def test_a_burst_of_changes_makes_one_email_after_it_goes_quiet(

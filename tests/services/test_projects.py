@@ -1,20 +1,17 @@
-"""The first use cases: projects, numbered issues, comments, each with its activity row."""
+"""Projects: created under a checked key, listed to who may see them, their workflow and members."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, Forbidden, Invalid, NotFound
-from app.models import Activity, Comment, Issue, Membership, Project, Role
-from app.services import comments, issue_views, issues, projects
+from app.models import Membership, Project, Role
+from app.services import projects
 from app.services.activity import activity_since
 from tests.factories import add_member, make_issue, make_project, make_user
-
-
-async def count(session: AsyncSession, model: type) -> int:
-    return await session.scalar(select(func.count()).select_from(model))
+from tests.services.rows import count, statuses
 
 
 async def test_the_creator_of_a_project_is_its_owner(session: AsyncSession) -> None:
@@ -46,118 +43,18 @@ async def test_a_taken_key_is_a_conflict(session: AsyncSession) -> None:
     assert await count(session, Project) == 1
 
 
-async def test_issues_are_numbered_per_project(session: AsyncSession) -> None:
-    alice = await make_user(session)
-    web = await make_project(session, alice, key="WEB")
-    api = await make_project(session, alice, key="API")
-    first = await make_issue(session, alice, web)
-    second = await make_issue(session, alice, web)
-    other = await make_issue(session, alice, api)
-    assert [first.key, second.key, other.key] == ["WEB-1", "WEB-2", "API-1"]
-    assert first.version == 1
-    assert second.position > first.position
-    assert first.created_at.tzinfo is not None
-
-
-async def test_creating_an_issue_writes_its_activity_row(session: AsyncSession) -> None:
-    alice = await make_user(session)
-    project = await make_project(session, alice, key="WEB")
-    issue = await issues.create_issue(
-        session, alice, project.id, title="Login is slow", priority="high", type="bug"
-    )
-    [_, created] = await activity_since(session, project.id, 0)
-    assert created.kind == "issue.created"
-    assert created.seq == 2
-    assert created.issue_id == issue.id
-    assert created.payload == {"number": 1, "title": "Login is slow", "status": "Backlog"}
-    assert created.created_at.tzinfo is not None
-
-
-@pytest.mark.parametrize(
-    ("fields", "field"),
-    [
-        ({"title": "   "}, "title"),
-        ({"title": "x" * 201}, "title"),
-        ({"title": "ok", "priority": "critical"}, "priority"),
-        ({"title": "ok", "type": "epic"}, "type"),
-        ({"title": "ok", "status_id": 999}, "status"),
-        ({"title": "ok", "assignee_id": 999}, "assignee"),
-        ({"title": "ok", "label_ids": [999]}, "labels"),
-    ],
-)
-async def test_an_invalid_issue_writes_nothing_and_takes_no_number(
-    session: AsyncSession, fields: dict, field: str
-) -> None:
-    alice = await make_user(session)
-    project_id = (await make_project(session, alice)).id
-    with pytest.raises(Invalid) as refusal:
-        await issues.create_issue(session, alice, project_id, **fields)
-    assert refusal.value.field == field
-    assert await count(session, Issue) == 0
-    assert await count(session, Activity) == 1  # only project.created
-    issue = await issues.create_issue(session, alice, project_id, title="Valid")
-    assert issue.number == 1
-
-
-async def test_a_viewer_cannot_create_issues_and_an_outsider_cannot_see_a_private_project(
-    session: AsyncSession,
-) -> None:
-    owner = await make_user(session)
-    viewer = await make_user(session)
-    outsider = await make_user(session)
-    project = await make_project(session, owner)
-    project_id = project.id
-    await add_member(session, project, viewer, Role.VIEWER)
-    with pytest.raises(Forbidden):
-        await issues.create_issue(session, viewer, project_id, title="Nope")
-    with pytest.raises(NotFound):
-        await issues.create_issue(session, outsider, project_id, title="Nope")
-    with pytest.raises(NotFound):
-        await issue_views.get_issue(session, outsider, project_id, 1)
-    assert await count(session, Issue) == 0
-
-
-async def test_a_public_project_is_readable_but_not_writable_by_outsiders(
-    session: AsyncSession,
-) -> None:
+async def test_private_projects_are_invisible_in_lists(session: AsyncSession) -> None:
     owner = await make_user(session)
     outsider = await make_user(session)
-    project = await make_project(session, owner, is_public=True)
-    issue = await make_issue(session, owner, project)
-    found = await issue_views.get_issue(session, outsider, project.id, issue.number)
-    assert found.id == issue.id
-    with pytest.raises(Forbidden):
-        await comments.add_comment(session, outsider, issue.id, "drive-by")
-
-
-async def test_a_comment_is_added_with_its_activity_row(session: AsyncSession) -> None:
-    alice = await make_user(session)
-    project = await make_project(session, alice)
-    issue = await make_issue(session, alice, project)
-    comment = await comments.add_comment(session, alice, issue.id, "  Seen on *staging* too. ")
-    assert comment.body == "Seen on *staging* too."
-    events = await activity_since(session, project.id, 2)
-    assert [(e.seq, e.kind, e.payload) for e in events] == [
-        (3, "comment.added", {"comment_id": comment.id})
-    ]
-
-
-async def test_an_empty_comment_is_refused(session: AsyncSession) -> None:
-    alice = await make_user(session)
-    project = await make_project(session, alice)
-    issue = await make_issue(session, alice, project)
-    with pytest.raises(Invalid):
-        await comments.add_comment(session, alice, issue.id, "   ")
-    assert await count(session, Comment) == 0
-
-
-async def test_replay_reads_only_what_came_after(session: AsyncSession) -> None:
-    alice = await make_user(session)
-    project = await make_project(session, alice)
-    for _ in range(4):
-        await make_issue(session, alice, project)
-    assert [e.seq for e in await activity_since(session, project.id, 3)] == [4, 5]
-    assert await activity_since(session, project.id, 5) == []
+    await make_project(session, owner, key="PRIV")
+    await make_project(session, owner, key="OPEN", is_public=True)
+    assert [p.key for p in await projects.visible_projects(session, outsider)] == ["OPEN"]
+    # Anonymous readers (the API's) see public projects only.
+    assert [p.key for p in await projects.visible_projects(session, None)] == ["OPEN"]
+    with pytest.raises(NotFound):
+        await projects.project_by_key(session, None, "PRIV")
+    with pytest.raises(NotFound):
+        await projects.project_by_key(session, outsider, "PRIV")
 
 
 async def test_the_sidebar_lists_the_first_projects_by_name_and_not_archived_ones(
@@ -174,3 +71,85 @@ async def test_the_sidebar_lists_the_first_projects_by_name_and_not_archived_one
     assert [p.key for p in first_two] == ["PA", "PB"]
     newcomer = await make_user(session)
     assert (await projects.navigation(session, newcomer)).projects == []
+
+
+# --- Workflow ---------------------------------------------------------------------------------
+
+
+async def test_a_new_project_has_the_default_workflow(session: AsyncSession) -> None:
+    owner = await make_user(session)
+    project = await make_project(session, owner)
+    columns = await projects.workflow(session, project.id)
+    assert [(c.name, c.category) for c in columns] == [
+        ("Backlog", "todo"),
+        ("To do", "todo"),
+        ("In progress", "in_progress"),
+        ("In review", "in_progress"),
+        ("Done", "done"),
+    ]
+
+
+async def test_the_workflow_can_be_changed_by_admins_only(session: AsyncSession) -> None:
+    owner = await make_user(session)
+    member = await make_user(session)
+    project = await make_project(session, owner)
+    project_id = project.id
+    await add_member(session, project, member)
+    with pytest.raises(Forbidden):
+        await projects.add_status(session, member, project_id, name="QA", category="in_progress")
+    qa = await projects.add_status(session, owner, project_id, name="QA", category="in_progress")
+    await projects.move_status(session, owner, project_id, qa.id, offset=-1)
+    names = [status.name for status in await projects.workflow(session, project_id)]
+    assert names == ["Backlog", "To do", "In progress", "In review", "QA", "Done"]
+    with pytest.raises(Invalid):
+        await projects.add_status(session, owner, project_id, name="qa", category="todo")
+
+
+async def test_a_status_with_issues_cannot_be_removed(session: AsyncSession) -> None:
+    owner = await make_user(session)
+    project = await make_project(session, owner)
+    project_id = project.id
+    await make_issue(session, owner, project)
+    backlog = (await statuses(session, project_id))["Backlog"]
+    with pytest.raises(Invalid, match="Move the issues out"):
+        await projects.delete_status(session, owner, project_id, backlog)
+    done = (await statuses(session, project_id))["Done"]
+    await projects.delete_status(session, owner, project_id, done)
+    assert "Done" not in await statuses(session, project_id)
+
+
+# --- Members and roles ------------------------------------------------------------------------
+
+
+async def test_the_last_owner_cannot_leave_or_be_demoted(session: AsyncSession) -> None:
+    owner = await make_user(session)
+    admin = await make_user(session)
+    project = await make_project(session, owner)
+    project_id = project.id
+    await projects.add_member(session, owner, project_id, email=admin.email, role="admin")
+    with pytest.raises(Invalid, match="last owner"):
+        await projects.remove_member(session, owner, project_id, owner.id)
+    with pytest.raises(Invalid, match="needs an owner"):
+        await projects.change_role(session, owner, project_id, owner.id, "member")
+    with pytest.raises(Forbidden):
+        await projects.change_role(session, admin, project_id, admin.id, "owner")
+    await projects.change_role(session, owner, project_id, admin.id, "owner")
+    await projects.remove_member(session, owner, project_id, owner.id)  # now they may leave
+    assert [m.role for m in await projects.members(session, project_id)] == [Role.OWNER]
+
+
+async def test_members_are_added_by_the_address_of_an_existing_account(
+    session: AsyncSession,
+) -> None:
+    owner = await make_user(session)
+    project = await make_project(session, owner)
+    project_id = project.id
+    with pytest.raises(Invalid, match="No account"):
+        await projects.add_member(
+            session, owner, project_id, email="ghost@example.com", role="member"
+        )
+    friend = await make_user(session, email="friend@example.com")
+    added = await projects.add_member(
+        session, owner, project_id, email=" Friend@Example.com ", role="viewer"
+    )
+    assert (added.user.id, added.role) == (friend.id, Role.VIEWER)
