@@ -16,6 +16,7 @@ from tests.conftest import app_settings
 from tests.live.test_stream import Stream, stream, team
 from tests.mailcatcher import MailCatcher
 from tests.pages import log_in
+from tests.waiting import eventually
 
 
 async def viewers_seen(opened: Stream, until: set[tuple[str, str]]) -> list[dict]:
@@ -44,24 +45,42 @@ async def test_the_board_shows_who_else_is_looking(app: Quart) -> None:
 
 async def test_two_tabs_of_one_person_count_once_and_leave_once(app: Quart) -> None:
     t = await team(app)
-    presence = app.extensions["broker"].presence
+    broker: Broker = app.extensions["broker"]
+    presence = broker.presence
     async with stream(t.owner_client, "/p/LIVE/events?view=board"):
         async with stream(t.owner_client, "/p/LIVE/events?view=board"):
-            await asyncio.sleep(0.2)
+            assert await eventually(lambda: broker.subscriber_count == 2)
             assert [v.name for v in presence.viewers(t.project_id)] == ["Owner"]
-        await asyncio.sleep(0.1)
+        # Still here once the second tab has left, not merely before its leaving came through.
+        assert await eventually(lambda: broker.subscriber_count == 1)
         assert [v.name for v in presence.viewers(t.project_id)] == ["Owner"]
-    await asyncio.sleep(0.1)
+    assert await eventually(lambda: broker.subscriber_count == 0)
     assert presence.viewers(t.project_id) == []
+
+
+async def first_listing(opened: Stream, name: str) -> set[tuple[str, str]]:
+    """Read presence events until one lists `name`; return whom it lists, as (name, view)."""
+    for _ in range(20):
+        [event] = await opened.events(1)
+        viewers = {(v["name"], v["view"]) for v in event.data.get("viewers", ())}
+        if event.kind == "presence" and name in {listed for listed, _ in viewers}:
+            return viewers
+    raise AssertionError(f"no presence event listed {name}")
 
 
 async def test_a_stream_without_a_known_view_is_not_announced(app: Quart) -> None:
     t = await team(app)
     presence = app.extensions["broker"].presence
+    member_client = app.test_client()
+    assert (await log_in(member_client, "member@example.com")).status_code == 302
     for path in ("/p/LIVE/events", "/p/LIVE/events?view=<b>x</b>"):
-        async with stream(t.owner_client, path):
-            await asyncio.sleep(0.15)
+        async with stream(t.owner_client, path) as unannounced:
             assert presence.viewers(t.project_id) == []
+            # Silence so far could be a slow announcement. So someone who is announced joins
+            # next: the first event that lists them, sent to this very stream, is taken after
+            # the owner's stream began, and would list the owner too.
+            async with stream(member_client, "/p/LIVE/events?view=board"):
+                assert await first_listing(unannounced, "Member") == {("Member", "board")}
 
 
 def test_an_announcement_fits_a_notify_whatever_the_names() -> None:

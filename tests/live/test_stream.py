@@ -19,6 +19,7 @@ from tests.conftest import app_settings
 from tests.factories import add_member, make_issue, make_project, make_user
 from tests.mailcatcher import MailCatcher
 from tests.pages import PASSWORD, log_in
+from tests.waiting import eventually
 
 
 @dataclass
@@ -253,7 +254,7 @@ async def test_a_slow_client_is_bounded_and_told_to_resync(
             project = await projects.project_by_key(session, t.owner, "LIVE")
             for _ in range(6):
                 await make_issue(session, t.owner, project)
-                await asyncio.sleep(0.05)
+                assert await eventually(lambda: not reader.queue.empty())
                 while not reader.queue.empty():  # this one keeps up
                     reader.queue.get_nowait()
         assert stuck.overflowed and stuck.queue.qsize() == 1
@@ -269,8 +270,7 @@ async def test_subscribers_are_counted_down_when_clients_leave(app: Quart) -> No
     broker = app.extensions["broker"]
     async with stream(t.owner_client, "/p/LIVE/events"), stream(t.owner_client, "/p/LIVE/events"):
         assert broker.subscriber_count == 2
-    await asyncio.sleep(0.05)
-    assert broker.subscriber_count == 0
+    assert await eventually(lambda: broker.subscriber_count == 0)
 
 
 @pytest.mark.parametrize("who", ["anonymous", "outsider"])
@@ -297,9 +297,11 @@ async def test_a_commit_during_a_fan_out_is_not_left_behind(
     broker = app.extensions["broker"]
     subscriber = await broker.subscribe(t.project_id)
     read_rows = broker_module.new_rows
+    reading = asyncio.Event()
 
     async def slow_read(*args: Any, **kwargs: Any) -> list:
         rows = await read_rows(*args, **kwargs)
+        reading.set()
         await asyncio.sleep(0.3)  # a slow database: the next commit lands meanwhile
         return rows
 
@@ -307,7 +309,7 @@ async def test_a_commit_during_a_fan_out_is_not_left_behind(
     async with await session_of(app) as session:
         project = await projects.project_by_key(session, t.owner, "LIVE")
         await make_issue(session, t.owner, project)
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(reading.wait(), 5)  # the first one's fan-out is under way
         await make_issue(session, t.owner, project)
     received = []
     for _ in range(2):

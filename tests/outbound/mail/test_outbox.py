@@ -18,6 +18,7 @@ from app.outbound.sender import retry_delay
 from tests.conftest import app_settings
 from tests.mailcatcher import MailCatcher
 from tests.pages import sign_up
+from tests.waiting import eventually
 
 SIGN_UPS = 12
 
@@ -185,10 +186,7 @@ async def test_a_served_app_sends_mail_soon_after_the_commit(
     async with app.test_app() as test_app:
         await sign_up(test_app.test_client(), "ann@example.com")
         # The commit wakes the sender: no poll interval (60 s here) to wait for.
-        for _ in range(100):
-            if mailbox.messages:
-                break
-            await asyncio.sleep(0.05)
+        assert await eventually(lambda: mailbox.messages)
     assert [mail.recipients for mail in mailbox.messages] == [["ann@example.com"]]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timedelta
 
 from quart import Quart
 from sqlalchemy import func, select, update
@@ -17,6 +18,21 @@ from tests.factories import make_issue, make_project, make_user
 from tests.mailcatcher import MailCatcher
 from tests.outbound.webhooks.conftest import add_hook, deliveries, hook_app
 from tests.outbound.webhooks.receiver import Receiver
+from tests.waiting import eventually
+
+
+class StoppedClock:
+    """The time it was when made, until the test moves it on: waits take no wall time, and
+    a slow machine cannot make something come due early."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delay: timedelta) -> None:
+        self.now += delay
 
 
 async def make_retries_due(app: Quart) -> None:
@@ -81,6 +97,7 @@ async def test_a_500_is_retried_after_the_backoff_and_delivered_once(
         await make_issue(session, owner, project)
         receiver.answers.extend([500])
         sender = app.extensions["webhook_sender"]
+        sender.clock = clock = StoppedClock()  # stopped after the delivery was queued: it is due
 
         first = await sender.deliver_pending()
         assert (first.delivered, first.retried) == (0, 1)
@@ -89,7 +106,7 @@ async def test_a_500_is_retried_after_the_backoff_and_delivered_once(
         [waiting] = await deliveries(app)
         assert waiting.next_attempt_at - waiting.last_attempt_at >= retry_delay(1, 0.3, 3600)
         assert waiting.last_status_code == 500
-        await asyncio.sleep(0.35)
+        clock.advance(retry_delay(1, 0.3, 3600))
         assert (await sender.deliver_pending()).delivered == 1
 
     [delivery] = await deliveries(app)
@@ -196,10 +213,7 @@ async def test_a_served_app_delivers_soon_after_the_commit(
         await add_hook(session, owner, project, receiver.url)
         await make_issue(session, owner, project)
         # The commit wakes the sender: no poll interval (60 s here) to wait for.
-        for _ in range(100):
-            if receiver.requests:
-                break
-            await asyncio.sleep(0.05)
+        assert await eventually(lambda: receiver.requests)
     assert [request.json["event"] for request in receiver.requests] == ["issue.created"]
 
 
