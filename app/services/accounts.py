@@ -1,4 +1,6 @@
-"""Accounts: sign-up with a validated address, login sessions that can be revoked, resets."""
+"""Accounts: their settings and rules, the mailed one-time links, profile and address changes,
+admins. Sign-up, logins and passwords have their own modules (registration, login_sessions,
+passwords)."""
 
 from __future__ import annotations
 
@@ -139,7 +141,7 @@ def signup_problem(settings: AccountSettings, email: str) -> str | None:
     return None
 
 
-# --- Sign-up and address validation -----------------------------------------------------------
+# --- Mailed one-time links --------------------------------------------------------------------
 
 
 async def email_taken(session: AsyncSession, email: str, *, besides: int | None = None) -> bool:
@@ -228,10 +230,7 @@ async def redeem_token(
     return token, user
 
 
-# --- Login, sessions, logout ------------------------------------------------------------------
-
-
-# --- Password reset and changes ---------------------------------------------------------------
+# --- Profile and address changes, admins ------------------------------------------------------
 
 
 @use_case

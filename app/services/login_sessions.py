@@ -13,10 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import utcnow
 from app.errors import Invalid, TooManyRequests
 from app.models import AuthSession, LoginThrottle, User
-from app.security import (
-    new_token,
-    token_digest,
-)
+from app.security import new_token, token_digest
 from app.services import access, rate_limits
 from app.services.accounts import AccountSettings, normalise_email
 from app.services.transaction import use_case
@@ -236,8 +233,7 @@ async def revoke_sessions(session: AsyncSession, user_id: int, *, keep: int | No
 @use_case
 async def end_other_sessions(session: AsyncSession, user_id: int, keep: int) -> int:
     """Log out every session of the user but `keep`; returns how many were ended."""
-    ended = await revoke_sessions(session, user_id, keep=keep)
-    return ended
+    return await revoke_sessions(session, user_id, keep=keep)
 
 
 async def active_sessions(

@@ -1,4 +1,5 @@
-"""Passwords: reset by a mailed link, changed with the current one; both end other sessions."""
+"""Passwords: reset by a mailed link (which ends every session and token) or changed with the
+current one (which ends the other sessions)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from app.db import utcnow
 from app.errors import Invalid
 from app.models import ApiToken, LoginThrottle, TokenPurpose, User
 from app.outbound.mail import enqueue_mail
-from app.security import (
-    password_problem,
-)
+from app.security import password_problem
 from app.services.accounts import (
     AccountSettings,
     issue_token,

@@ -8,9 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import utcnow
 from app.errors import Invalid
 from app.models import TokenPurpose, User
-from app.security import (
-    password_problem,
-)
+from app.security import password_problem
 from app.services.accounts import (
     AccountSettings,
     display_name_problem,
