@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.errors import Invalid
+from app.errors import Conflict, Invalid
 from app.models import TokenPurpose, User
 from app.security import password_problem
 from app.services.accounts import (
@@ -20,6 +20,9 @@ from app.services.accounts import (
     unique_handle,
 )
 from app.services.transaction import use_case
+
+# Tries at a free @handle when concurrent sign-ups from alike addresses pick the same one.
+HANDLE_ATTEMPTS = 3
 
 
 @use_case
@@ -49,20 +52,27 @@ async def sign_up(
     if errors:
         raise Invalid("Please correct the marked fields.", errors=errors)
 
-    user = User(
-        email=email,
-        handle=await unique_handle(session, email),
-        display_name=display_name,
-        password_hash=await settings.hasher.hash(password),
-    )
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as error:  # the same address, signed up a moment ago
-        raise Invalid(
-            "Please correct the marked fields.",
-            errors={"email": "An account with this address exists."},
-        ) from error
+    password_hash = await settings.hasher.hash(password)
+    for _ in range(HANDLE_ATTEMPTS):
+        user = User(
+            email=email,
+            handle=await unique_handle(session, email),
+            display_name=display_name,
+            password_hash=password_hash,
+        )
+        try:
+            async with session.begin_nested():  # a refused insert leaves the rest standing
+                session.add(user)
+        except IntegrityError as error:
+            if await email_taken(session, email):  # the same address, signed up a moment ago
+                raise Invalid(
+                    "Please correct the marked fields.",
+                    errors={"email": "An account with this address exists."},
+                ) from error
+            continue  # another sign-up took the same @handle a moment ago: pick again
+        break
+    else:
+        raise Conflict("So many people are signing up at once that no handle was free; try again.")
     await send_address_link(session, settings, user, TokenPurpose.VERIFY_EMAIL, email)
     return user
 

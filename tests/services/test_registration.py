@@ -205,3 +205,22 @@ async def test_a_validated_account_is_sent_no_new_link(
     user = await make_user(session)
     await registration.resend_verification(session, account_settings, user.id)
     assert (await count(session, AccountToken), await count(session, OutboxMessage)) == (0, 0)
+
+
+async def test_a_handle_taken_a_moment_ago_by_another_address_does_not_refuse_the_address(
+    session: AsyncSession, account_settings: AccountSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ann@a and ann@b signing up at once both pick @ann; the second must not be told that
+    its address is taken (the insert clashes on the handle, not on the email)."""
+    other = await make_user(session, email="ann@elsewhere.example.com")
+    picks = iter([other.handle])  # the race: the first pick is the handle just taken
+    real_pick = registration.unique_handle
+
+    async def racing_pick(session: AsyncSession, email: str) -> str:
+        return next(picks, None) or await real_pick(session, email)
+
+    monkeypatch.setattr(registration, "unique_handle", racing_pick)
+    user_id = await sign_up_ann(session, account_settings)
+    stored = [user for user in await rows_of(session, User) if user.id == user_id]
+    assert [user.email for user in stored] == ["ann@example.com"]
+    assert stored[0].handle != other.handle
