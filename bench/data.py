@@ -26,13 +26,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.config import normalise_database_url
-from app.models.issue import DEFAULT_WORKFLOW, POSITION_STEP
+from app.models.issue import DEFAULT_WORKFLOW, POSITION_STEP, Priority
 from app.security import PasswordHasher
 from bench.loading import Loader, Rows, open_loader
 
 BENCH_PASSWORD = "bench password 2026"  # the load generator logs in with it
 LABELS = ("bug", "feature", "ui", "backend", "docs", "wontfix", "performance", "security")
-PRIORITIES = ("urgent", "high", "medium", "low", "none")
+PRIORITIES = tuple(priority.value for priority in Priority)
 TYPES = ("bug", "feature", "task")
 NAME_TEXT = "Ada Alan Barbara Claude Dennis Edsger Frances Grace Guido Hedy Ivan Jean Ken"
 SURNAME_TEXT = "Allen Backus Hopper Kay Knuth Lamport Liskov Ritchie Shannon Thompson Wirth"

@@ -6,10 +6,11 @@ these handlers add what only the API meets: schema validation and undecodable bo
 
 from __future__ import annotations
 
-from typing import Any
-
+from pydantic import ValidationError
 from quart import Blueprint, Response, jsonify
 from quart_schema import RequestSchemaValidationError
+
+from app.services.inputs import problems
 
 
 def error_answer(status: int, code: str, message: str, field: str | None = None) -> Response:
@@ -21,18 +22,11 @@ def error_answer(status: int, code: str, message: str, field: str | None = None)
 def _first_problem(error: RequestSchemaValidationError) -> tuple[str, str | None]:
     """A readable message and the field at fault from pydantic's list of problems."""
     validation = error.validation_error
-    problems: list[dict[str, Any]] = []
-    if hasattr(validation, "errors"):
-        try:
-            problems = list(validation.errors())
-        except Exception:  # any other shape of error: fall back to the generic message
-            problems = []
-    if not problems:
+    # Anything else (a body that is not an object, say) gets the generic message.
+    found = problems(validation) if isinstance(validation, ValidationError) else []
+    if not found:
         return "The request does not match the API's schema.", None
-    first = problems[0]
-    location = [str(part) for part in first.get("loc", ())]
-    field = ".".join(location) or None
-    message = str(first.get("msg", "Invalid value."))
+    field, message = found[0]
     return (f"{field}: {message}" if field else message), field
 
 

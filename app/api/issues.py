@@ -13,16 +13,11 @@ from app.api.schemas import (
     ActivityArgs,
     ActivityList,
     BulkResult,
-    BulkUpdate,
-    CommentIn,
     CommentList,
     CommentOut,
-    IssueCreate,
     IssueList,
-    IssueMove,
     IssueOut,
     IssueSearchArgs,
-    IssueUpdate,
     PageArgs,
     StaleOut,
     comment_out,
@@ -31,7 +26,8 @@ from app.api.schemas import (
 from app.db import get_session
 from app.models import Issue, User
 from app.services import activity, comments, issue_views, issues, search
-from app.services.issues import IssueChanges, StaleEdit
+from app.services.inputs import BulkUpdate, CommentIn, IssueCreate, IssueMove, IssueUpdate
+from app.services.issues import StaleEdit
 
 bp = Blueprint("issues", __name__)
 
@@ -102,17 +98,7 @@ async def create_issue(key: str, data: IssueCreate) -> Answer:
     """Create an issue (members)."""
     project = await project_for(key)
     created = await issues.create_issue(
-        get_session(),
-        acting_user(),
-        project.id,
-        title=data.title,
-        description=data.description,
-        type=data.type,
-        priority=data.priority,
-        status_id=data.status_id,
-        assignee_id=data.assignee_id,
-        label_ids=data.label_ids,
-        due_date=data.due_date,
+        get_session(), acting_user(), project.id, **data.model_dump()
     )
     issue = await issue_views.get_issue_by_id(get_session(), caller(), created.id)
     headers = {"Location": url_for("api.issues.show_issue", key=issue.key), **_etag(issue)}
@@ -125,13 +111,8 @@ async def create_issue(key: str, data: IssueCreate) -> Answer:
 async def bulk_update(key: str, data: BulkUpdate) -> BulkResult:
     """Apply one change to several issues of the project: all or nothing (members)."""
     project = await project_for(key)
-    changes = IssueChanges(
-        status_id=data.status_id, priority=data.priority, label_ids=data.label_ids
-    )
-    if "assignee_id" in data.model_fields_set:
-        changes.assignee_id = data.assignee_id
     changed = await issues.bulk_update(
-        get_session(), acting_user(), project.id, data.issue_ids, changes
+        get_session(), acting_user(), project.id, data.issue_ids, data.changes()
     )
     return BulkResult(changed=changed)
 
@@ -156,21 +137,13 @@ async def update_issue(key: str, data: IssueUpdate) -> Answer:
     that version, else 412 with the current issue; without If-Match it applies to the current."""
     issue = await _issue(key)
     issue_id = issue.id
-    changes = IssueChanges(
-        title=data.title,
-        description=data.description,
-        type=data.type,
-        priority=data.priority,
-        status_id=data.status_id,
-        label_ids=data.label_ids,
-    )
-    if "assignee_id" in data.model_fields_set:
-        changes.assignee_id = data.assignee_id
-    if "due_date" in data.model_fields_set:
-        changes.due_date = data.due_date
     try:
         await issues.update_issue(
-            get_session(), acting_user(), issue_id, changes, expected_version=_expected_version()
+            get_session(),
+            acting_user(),
+            issue_id,
+            data.changes(),
+            expected_version=_expected_version(),
         )
     except StaleEdit as refusal:
         return await _stale_answer(issue_id, refusal)

@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 from quart import request
 
 from app.errors import Invalid
+from app.models import LARGEST_ID
 
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,40}")
-_LARGEST_ID = 2**31 - 1
 
 
 def id_cursor(last_id: int) -> str:
@@ -32,7 +32,7 @@ def after_id(cursor: str | None) -> int:
         if kind != "id" or not number.isascii() or not number.isdigit():
             raise ValueError(cursor)
         value = int(number)
-        if not 0 < value <= _LARGEST_ID:
+        if not 0 < value <= LARGEST_ID:
             raise ValueError(cursor)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Invalid(

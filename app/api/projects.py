@@ -10,18 +10,13 @@ from app.api.pagination import after_id, id_cursor, link_header, next_link
 from app.api.schemas import (
     ActivityArgs,
     ActivityList,
-    LabelIn,
     LabelList,
     LabelOut,
-    MemberAdd,
     MemberList,
     MemberOut,
-    MemberUpdate,
     PageArgs,
-    ProjectCreate,
     ProjectList,
     ProjectOut,
-    ProjectUpdate,
     StatusList,
     activity_out,
     label_out,
@@ -31,13 +26,14 @@ from app.api.schemas import (
 )
 from app.db import get_session
 from app.errors import NotFound
-from app.models import Project
+from app.models import LARGEST_ID, Project
 from app.services import activity, projects
+from app.services.inputs import LabelIn, MemberAdd, MemberUpdate, ProjectCreate, ProjectUpdate
 
 bp = Blueprint("projects", __name__)
 
 Answer = tuple[object, int, dict[str, str]]
-ID = "int(max=2147483647)"
+ID = f"int(max={LARGEST_ID})"
 
 
 async def project_for(key: str) -> Project:
@@ -63,14 +59,7 @@ async def list_projects(query_args: PageArgs) -> Answer:
 @document_response(ProjectOut, 201)
 async def create_project(data: ProjectCreate) -> Answer:
     """Create a project; the caller becomes its owner."""
-    project = await projects.create_project(
-        get_session(),
-        acting_user(),
-        key=data.key,
-        name=data.name,
-        description=data.description,
-        is_public=data.is_public,
-    )
+    project = await projects.create_project(get_session(), acting_user(), **data.model_dump())
     location = url_for("api.projects.show_project", key=project.key)
     return project_out(project), 201, {"Location": location}
 

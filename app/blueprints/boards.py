@@ -17,7 +17,7 @@ from quart import (
     url_for,
 )
 
-from app.blueprints.forms import form_int
+from app.blueprints.forms import read_form
 from app.blueprints.guards import (
     current_auth_session,
     logged_in_user,
@@ -30,14 +30,24 @@ from app.errors import Invalid
 from app.live.presence import Viewer
 from app.live.stream import StreamSettings, event_stream
 from app.models import WorkflowStatus
+from app.models.issue import issue_key_pattern
 from app.services import boards, issues, projects
-from app.services.access import may_write
+from app.services.access import may_write, writable_project
 from app.services.boards import BoardCard, BoardColumn
+from app.services.inputs import Id, IssueMove
 from app.services.issues import StaleEdit
 
 bp = Blueprint("boards", __name__)
 
-VIEW_ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9]{0,9}-[0-9]{1,9}")
+VIEW_ISSUE_KEY = re.compile(issue_key_pattern())
+
+
+class CardMove(IssueMove):
+    """A move made on the board: the card, and the version its mover saw (the API names the
+    issue in its URL and the version in If-Match)."""
+
+    issue_id: Id
+    version: Id
 
 
 @dataclass
@@ -106,19 +116,21 @@ async def move(key: str) -> Response | tuple[Response, int]:
     session = get_session()
     project = await projects.project_by_key(session, logged_in_user(), key)
     project_key = project.key
-    form = await request.form
-    issue_id = form_int(form, "issue")
+    project_id, form = project.id, await request.form
     try:
-        if issue_id is None:
-            raise Invalid("Which card?", field="issue")
+        card = await read_form(
+            CardMove,
+            form,
+            authorise=lambda: writable_project(session, logged_in_user(), project_id),
+        )
         moved = await issues.move_issue(
             session,
             logged_in_user(),
-            issue_id,
-            status_id=form_int(form, "status") or 0,
-            before_id=form_int(form, "before"),
-            expected_version=form_int(form, "version") or 0,
-            in_project=project.id,
+            card.issue_id,
+            status_id=card.status_id,
+            before_id=card.before_id,
+            expected_version=card.version,
+            in_project=project_id,
         )
     except (StaleEdit, Invalid) as refusal:
         if wants_json():

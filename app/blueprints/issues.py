@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from quart import Blueprint, Response, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from app.blueprints.forms import form_date, form_int, form_ints, form_text
+from app.blueprints.forms import model_field, read_form
 from app.blueprints.guards import current_account, logged_in_user, login_required
 from app.blueprints.page_cache import cached_part, page_cache, project_part_key, render_part
 from app.db import get_session
 from app.errors import Forbidden, Invalid
-from app.models import Issue, Project
+from app.models import Issue, IssueType, Priority, Project
 from app.services import comments, issue_views, issues, projects, search
-from app.services.access import may_write
-from app.services.issues import IssueChanges, StaleEdit
+from app.services.access import may_write, writable_project
+from app.services.inputs import BulkUpdate, CommentIn, Id, IssueCreate, IssueUpdate
+from app.services.issues import StaleEdit
 from app.services.references import link_targets
 
 bp = Blueprint("issues", __name__)
 
 Page = str | Response | tuple[str, int]
+
+
+class IssueEdit(IssueUpdate):
+    """An in-place edit on the issue page: one field, and the version its editor saw (the API
+    sends that in If-Match)."""
+
+    version: Id | None = None
 
 
 def _is_htmx() -> bool:
@@ -27,6 +38,11 @@ def _is_htmx() -> bool:
 
 async def _can_write(project: Project) -> bool:
     return await may_write(get_session(), current_account(), project)
+
+
+def _may_write_issues(project_id: int) -> Callable[[], Awaitable[object]]:
+    """The check a refused form waits for: only writers hear what is wrong with their input."""
+    return lambda: writable_project(get_session(), logged_in_user(), project_id)
 
 
 # --- A project's issues -----------------------------------------------------------------------
@@ -82,18 +98,22 @@ async def bulk_edit(key: str) -> Page:
     project = await projects.project_by_key(session, logged_in_user(), key)
     project_id, project_key = project.id, project.key  # a refused edit's rollback expires project
     form = await request.form
-    changes = IssueChanges(
-        status_id=form_int(form, "status"),
-        priority=form.get("priority") or None,
-        label_ids=form_ints(form, "labels") or None,
-    )
+    # Left at "Assignee…" the assignees stay, at "Nobody" they go; no label ticked, they stay.
+    given: dict[str, Any] = {} if form.getlist("labels") else {"label_ids": None}
     if form.get("assignee") == "none":
-        changes.assignee_id = None
+        given["assignee_id"] = None
     elif form.get("assignee"):
-        changes.assignee_id = form_int(form, "assignee")
+        given["assignee_id"] = form["assignee"]
     try:
+        bulk = await read_form(
+            BulkUpdate,
+            form,
+            fields=("issue_ids", "status_id", "priority", "label_ids"),
+            authorise=_may_write_issues(project_id),
+            **given,
+        )
         changed = await issues.bulk_update(
-            session, logged_in_user(), project_id, form_ints(form, "issue"), changes
+            session, logged_in_user(), project_id, bulk.issue_ids, bulk.changes()
         )
     except Invalid as refusal:
         await flash(refusal.message)
@@ -117,8 +137,8 @@ async def _new_issue_page(
         statuses=await projects.workflow(session, project.id),
         members=await projects.members(session, project.id),
         labels=await projects.labels(session, project.id),
-        types=issues.ISSUE_TYPES,
-        priorities=issues.PRIORITIES,
+        types=IssueType,
+        priorities=Priority,
     )
     return page, status
 
@@ -134,18 +154,9 @@ async def new(key: str) -> Page:
         return await _new_issue_page(project, MultiDict(request.args), {})
     form = await request.form
     try:
+        data = await read_form(IssueCreate, form, authorise=_may_write_issues(project.id))
         issue = await issues.create_issue(
-            session,
-            logged_in_user(),
-            project.id,
-            title=form_text(form, "title"),
-            description=form_text(form, "description"),
-            type=form.get("type") or "task",
-            priority=form.get("priority") or "none",
-            status_id=form_int(form, "status"),
-            assignee_id=form_int(form, "assignee"),
-            label_ids=form_ints(form, "labels"),
-            due_date=form_date(form, "due"),
+            session, logged_in_user(), project.id, **data.model_dump()
         )
     except Invalid as refusal:
         fresh = await projects.project_by_key(get_session(), logged_in_user(), key)
@@ -188,8 +199,8 @@ async def _issue_page(
             statuses=await projects.workflow(session, project_id),
             members=await projects.members(session, project_id) if writable else [],
             labels=await projects.labels(session, project_id) if writable else [],
-            types=issues.ISSUE_TYPES,
-            priorities=issues.PRIORITIES,
+            types=IssueType,
+            priorities=Priority,
             error=error,
             stale=stale,
         )
@@ -207,29 +218,14 @@ async def show(key: str) -> Page:
     return await _issue_page(key)
 
 
-def _changes_from(form: MultiDict) -> IssueChanges:
-    """The one field an in-place edit form sends, as changes."""
-    field = form.get("field", "")
-    changes = IssueChanges()
-    if field == "title":
-        changes.title = form_text(form, "title")
-    elif field == "description":
-        changes.description = form_text(form, "description")
-    elif field == "type":
-        changes.type = form_text(form, "type")
-    elif field == "priority":
-        changes.priority = form_text(form, "priority")
-    elif field == "status":
-        changes.status_id = form_int(form, "status")
-    elif field == "assignee":
-        changes.assignee_id = form_int(form, "assignee")
-    elif field == "labels":
-        changes.label_ids = form_ints(form, "labels")
-    elif field == "due":
-        changes.due_date = form_date(form, "due")
-    else:
-        raise Invalid(f"Unknown field {field!r}.", field="field")
-    return changes
+async def _edit_from(form: MultiDict, project_id: int) -> IssueEdit:
+    """The one field an in-place edit form sends (its `field` says which), and the version."""
+    field = model_field(IssueUpdate, form.get("field", ""))
+    if field is None:
+        raise Invalid(f"Unknown field {form.get('field', '')!r}.", field="field")
+    return await read_form(
+        IssueEdit, form, fields=(field, "version"), authorise=_may_write_issues(project_id)
+    )
 
 
 @bp.post("/<issue_key:key>/edit")
@@ -239,12 +235,9 @@ async def edit(key: str) -> Page:
     issue = await issue_views.get_issue_by_key(session, logged_in_user(), key)
     form = await request.form
     try:
+        edit = await _edit_from(form, issue.project_id)
         await issues.update_issue(
-            session,
-            logged_in_user(),
-            issue.id,
-            _changes_from(form),
-            expected_version=form_int(form, "version"),
+            session, logged_in_user(), issue.id, edit.changes(), expected_version=edit.version
         )
     except StaleEdit as stale:
         return await _issue_page(key, stale=stale, status=409)
@@ -261,9 +254,10 @@ async def add_comment(key: str) -> Page:
     session = get_session()
     issue = await issue_views.get_issue_by_key(session, logged_in_user(), key)
     try:
-        comment = await comments.add_comment(
-            session, logged_in_user(), issue.id, form_text(await request.form, "body")
+        data = await read_form(
+            CommentIn, await request.form, authorise=_may_write_issues(issue.project_id)
         )
+        comment = await comments.add_comment(session, logged_in_user(), issue.id, data.body)
     except Invalid as refusal:
         return await _issue_page(key, error=refusal.message, status=400)
     return redirect(url_for("issues.show", key=key, _anchor=f"comment-{comment.id}"))
@@ -279,9 +273,12 @@ async def change_comment(key: str, comment_id: int) -> Page:
         if form.get("delete"):
             await comments.delete_comment(session, logged_in_user(), comment_id)
         else:
-            await comments.edit_comment(
-                session, logged_in_user(), comment_id, form_text(form, "body")
+            data = await read_form(
+                CommentIn,
+                form,
+                authorise=lambda: comments.own_comment(session, logged_in_user(), comment_id),
             )
+            await comments.edit_comment(session, logged_in_user(), comment_id, data.body)
     except Invalid as refusal:
         return await _issue_page(key, error=refusal.message, status=400)
     return redirect(url_for("issues.show", key=key, _anchor=f"comment-{comment_id}"))

@@ -14,6 +14,8 @@ from werkzeug.routing import BaseConverter
 from app.blueprints.guards import current_account
 from app.blueprints.page_cache import cached_part, render_part
 from app.db import get_session
+from app.models.issue import issue_key_pattern
+from app.models.project import key_pattern
 from app.rendering.markdown import render_markdown
 from app.services import projects
 from app.services.notifications import describe
@@ -22,13 +24,13 @@ from app.services.notifications import describe
 class ProjectKeyConverter(BaseConverter):
     """A project key in a URL, such as WEB."""
 
-    regex = r"[A-Za-z][A-Za-z0-9]{1,9}"
+    regex = key_pattern(any_case=True)
 
 
 class IssueKeyConverter(BaseConverter):
     """An issue's name in a URL, such as WEB-12 (/WEB-12 leads to the issue)."""
 
-    regex = r"[A-Za-z][A-Za-z0-9]{1,9}-[0-9]{1,9}"
+    regex = issue_key_pattern(any_case=True)
     # Tried after the fixed routes, so /projects or /search never read as an issue.
     weight = 200
 

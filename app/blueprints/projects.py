@@ -7,13 +7,14 @@ from collections.abc import Awaitable, Callable
 from quart import Blueprint, Response, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from app.blueprints.forms import form_int, form_text
+from app.blueprints.forms import form_int, form_text, read_form
 from app.blueprints.guards import logged_in_user, login_required
 from app.db import get_session
 from app.errors import Conflict, Invalid
-from app.models import Project, Role
+from app.models import Project, Role, StatusCategory
 from app.services import projects
-from app.services.access import role_in
+from app.services.access import managed_project, role_in
+from app.services.inputs import LabelIn, MemberAdd, MemberUpdate, ProjectCreate, ProjectUpdate
 
 bp = Blueprint("projects", __name__)
 
@@ -38,13 +39,9 @@ async def new() -> Page:
         return await render_template("projects/new.html", form={}, errors={})
     form = await request.form
     try:
+        data = await read_form(ProjectCreate, form, is_public=form.get("visibility") == "public")
         project = await projects.create_project(
-            get_session(),
-            logged_in_user(),
-            key=form_text(form, "key"),
-            name=form_text(form, "name"),
-            description=form_text(form, "description"),
-            is_public=form.get("visibility") == "public",
+            get_session(), logged_in_user(), **data.model_dump()
         )
     except (Invalid, Conflict) as refusal:
         page = await render_template("projects/new.html", form=form, errors=refusal.field_errors)
@@ -62,10 +59,15 @@ async def _settings_page(
         project=project,
         statuses=await projects.workflow(session, project.id),
         labels=await projects.labels(session, project.id),
-        categories=projects.CATEGORIES,
+        categories=StatusCategory,
         errors=errors or {},
     )
     return page, status
+
+
+def _may_manage(project_id: int) -> Callable[[], Awaitable[object]]:
+    """The check a refused form waits for: only managers hear what is wrong with their input."""
+    return lambda: managed_project(get_session(), logged_in_user(), project_id)
 
 
 async def _managed(key: str) -> Project:
@@ -113,13 +115,15 @@ async def _settings_action(key: str, action: ProjectAction, success: str) -> Pag
 @login_required
 async def save_settings(key: str) -> Page:
     async def save(project: Project, form: MultiDict) -> None:
-        await projects.update_settings(
-            get_session(),
-            logged_in_user(),
-            project.id,
-            name=form_text(form, "name"),
-            description=form_text(form, "description"),
+        wanted = await read_form(
+            ProjectUpdate,
+            form,
+            fields=("name", "description"),
+            authorise=_may_manage(project.id),
             is_public=form.get("visibility") == "public",
+        )
+        await projects.update_settings(
+            get_session(), logged_in_user(), project.id, **wanted.model_dump(exclude={"archived"})
         )
 
     return await _settings_action(key, save, "Settings saved.")
@@ -182,13 +186,9 @@ async def save_label(key: str) -> Page:
         if form.get("delete") and label_id is not None:
             await projects.delete_label(get_session(), logged_in_user(), project.id, label_id)
             return
+        label = await read_form(LabelIn, form, authorise=_may_manage(project.id))
         await projects.save_label(
-            get_session(),
-            logged_in_user(),
-            project.id,
-            name=form_text(form, "name"),
-            color=form_text(form, "color"),
-            label_id=label_id,
+            get_session(), logged_in_user(), project.id, **label.model_dump(), label_id=label_id
         )
 
     return await _settings_action(key, save, "Labels saved.")
@@ -207,7 +207,7 @@ async def _members_page(
         project=project,
         members=await projects.members(session, project.id),
         viewer_role=viewer_role,
-        roles=[role.value for role in Role],
+        roles=Role,
         errors=errors or {},
     )
     return page, status
@@ -227,12 +227,9 @@ async def _members_action(key: str, action: ProjectAction, success: str) -> Page
 @login_required
 async def add_member(key: str) -> Page:
     async def add(project: Project, form: MultiDict) -> None:
+        member = await read_form(MemberAdd, form, authorise=_may_manage(project.id))
         await projects.add_member(
-            get_session(),
-            logged_in_user(),
-            project.id,
-            email=form_text(form, "email"),
-            role=form_text(form, "role"),
+            get_session(), logged_in_user(), project.id, **member.model_dump()
         )
 
     return await _members_action(key, add, "Member added.")
@@ -245,8 +242,9 @@ async def update_member(key: str, user_id: int) -> Page:
         if form.get("remove"):
             await projects.remove_member(get_session(), logged_in_user(), project.id, user_id)
         else:
+            member = await read_form(MemberUpdate, form, authorise=_may_manage(project.id))
             await projects.change_role(
-                get_session(), logged_in_user(), project.id, user_id, form_text(form, "role")
+                get_session(), logged_in_user(), project.id, user_id, member.role
             )
 
     return await _members_action(key, update, "Members saved.")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.models import Role, User
+from app.models import IssueType, Priority, Role, User
 from app.services import accounts, comments, issues, projects
 from app.services.issues import IssueChanges
 
@@ -103,8 +103,8 @@ async def seed_demo(
                 title=f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(PROBLEMS)}",
                 description=f"Steps:\n\n1. Open the {rng.choice(SUBJECTS)}\n2. Watch it "
                 f"{rng.choice(PROBLEMS)}\n\nExpected: it just works.",
-                type=rng.choice(["bug", "feature", "task"]),
-                priority=rng.choice(["urgent", "high", "medium", "low", "none", "none"]),
+                type=rng.choice(list(IssueType)),
+                priority=rng.choice([*Priority, Priority.NONE]),  # "none" twice as often
                 assignee_id=rng.choice([None, *[p.id for p in people]]),
                 label_ids=[label.id for label in rng.sample(labels, rng.randint(0, 2))],
                 due_date=(utcnow() + timedelta(days=rng.randint(1, 60))).date()

@@ -8,7 +8,9 @@ from app.models.issue import (
     Issue,
     IssueLabel,
     IssueSearch,
+    IssueType,
     Label,
+    Priority,
     StatusCategory,
     Watcher,
     WorkflowStatus,
@@ -20,7 +22,11 @@ from app.models.rate_limit import RateLimitBucket
 from app.models.user import User
 from app.models.webhook import DeliveryStatus, Webhook, WebhookDelivery
 
+# Ids and versions are 32-bit integers in the database: larger numbers name nothing.
+LARGEST_ID = 2**31 - 1
+
 __all__ = [
+    "LARGEST_ID",
     "AccountToken",
     "Activity",
     "ApiToken",
@@ -30,12 +36,14 @@ __all__ = [
     "Issue",
     "IssueLabel",
     "IssueSearch",
+    "IssueType",
     "Label",
     "LoginThrottle",
     "MailStatus",
     "Membership",
     "Notification",
     "OutboxMessage",
+    "Priority",
     "Project",
     "RateLimitBucket",
     "Role",

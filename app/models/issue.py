@@ -23,10 +23,12 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
-from app.models.project import Project
+from app.models.project import Project, key_pattern
 from app.models.user import User
 
 
+# Each enum is the one list of its values: the services check against it, the API's schemas and
+# the search box's qualifiers are made from it.
 class IssueType(StrEnum):
     BUG = "bug"
     FEATURE = "feature"
@@ -34,6 +36,8 @@ class IssueType(StrEnum):
 
 
 class Priority(StrEnum):
+    """From most to least urgent: sorting by priority follows this order."""
+
     URGENT = "urgent"
     HIGH = "high"
     MEDIUM = "medium"
@@ -57,6 +61,12 @@ DEFAULT_WORKFLOW = (
     ("In review", StatusCategory.IN_PROGRESS),
     ("Done", StatusCategory.DONE),
 )
+
+
+def issue_key_pattern(*, any_case: bool = False) -> str:
+    """An issue's key as a regular expression: its project's key and its number (WEB-12)."""
+    return f"{key_pattern(any_case=any_case)}-[0-9]{{1,9}}"
+
 
 # Board positions leave room between neighbours so a move rarely renumbers a column.
 POSITION_STEP = 1024

@@ -11,6 +11,19 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import Base, UTCDateTime, utcnow
 from app.models.user import User
 
+KEY_MAX_LENGTH = 10
+
+
+def key_pattern(*, any_case: bool = False) -> str:
+    """The one rule for a project key, as a regular expression: a letter, then 1 to 9 letters
+    or digits (WEB, API2). Keys are stored in capitals; `any_case` is for URLs, which may spell
+    them in lower case (the lookups capitalise)."""
+    letter = "A-Za-z" if any_case else "A-Z"
+    return f"[{letter}][{letter}0-9]{{1,{KEY_MAX_LENGTH - 1}}}"
+
+
+KEY_PATTERN = key_pattern()
+
 
 class Role(StrEnum):
     """A member's role, from most to least powerful."""
@@ -33,7 +46,7 @@ class Project(Base):
     __tablename__ = "project"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(10), unique=True)
+    key: Mapped[str] = mapped_column(String(KEY_MAX_LENGTH), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
     is_public: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -13,10 +13,12 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markupsafe import Markup
 
+from app.models.project import KEY_PATTERN
+
 # A mention is @ and a handle; a handle's characters are those accounts.unique_handle keeps.
 MENTION = re.compile(r"@([A-Za-z0-9._-]{1,40})")
-# An issue reference is a project key (projects.PROJECT_KEY) and a number without leading zeros.
-REFERENCE = re.compile(r"([A-Z][A-Z0-9]{1,9})-([1-9][0-9]{0,8})")
+# An issue reference is a project key in capitals and a number without leading zeros.
+REFERENCE = re.compile(rf"({KEY_PATTERN})-([1-9][0-9]{{0,8}})")
 HANDLE_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 # Before an @, these make it part of something else: an address (ann@example.com), a path
 # (/@ann), or a word.

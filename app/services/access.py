@@ -102,6 +102,16 @@ async def writable_project(session: AsyncSession, user: User, project_id: int) -
     return project
 
 
+async def managed_project(session: AsyncSession, user: User, project_id: int) -> Project:
+    """The project if `user` may change its settings and members (owner or admin)."""
+    require_validated(user)
+    project = await readable_project(session, user, project_id)
+    role = await role_in(session, user, project_id)
+    if role is None or not role.can_manage_project:
+        raise Forbidden("Only the project's owners and admins can change its settings.")
+    return project
+
+
 async def may_write(session: AsyncSession, user: User | None, project: Project) -> bool:
     """Whether `user` may create and edit the project's issues (for showing the controls)."""
     if user is None or user.email_verified_at is None or project.archived_at is not None:

@@ -26,7 +26,6 @@ EXPIRY_DAYS_MAX = 3650
 TOKENS_MAX = 50
 # Writing last_used_at on every call would make every read a write.
 LAST_USED_INTERVAL = timedelta(minutes=1)
-SCOPES = tuple(scope.value for scope in TokenScope)
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,10 @@ async def create_token(
     owner has too many live tokens."""
     require_validated(owner)
     name = _name(name)
-    if scope not in SCOPES:
-        raise Invalid(f"A scope is one of {', '.join(SCOPES)}.", field="scope")
+    try:
+        scope = TokenScope(scope).value
+    except ValueError:
+        raise Invalid(f"A scope is one of {', '.join(TokenScope)}.", field="scope") from None
     if expires_in_days is not None and not 1 <= expires_in_days <= EXPIRY_DAYS_MAX:
         raise Invalid(
             f"A token expires after 1 to {EXPIRY_DAYS_MAX} days, or never.", field="expires"

@@ -109,9 +109,11 @@ async def add_comment(session: AsyncSession, actor: User, issue_id: int, body: s
     return comment
 
 
-async def _own_comment(
+async def own_comment(
     session: AsyncSession, actor: User, comment_id: int
 ) -> tuple[Comment, Issue, Project]:
+    """The actor's own comment, its issue and project, if they may still change it: NotFound
+    for a missing or deleted one, Forbidden for someone else's or in a read-only project."""
     comment = await session.get(Comment, comment_id)
     if comment is None or comment.deleted_at is not None:
         raise NotFound("No such comment.")
@@ -126,7 +128,7 @@ async def _own_comment(
 @use_case
 async def edit_comment(session: AsyncSession, actor: User, comment_id: int, body: str) -> Comment:
     """Change the text of one's own comment; the timeline keeps that it was edited."""
-    comment, issue, project = await _own_comment(session, actor, comment_id)
+    comment, issue, project = await own_comment(session, actor, comment_id)
     body = _body(body)
     if body == comment.body:
         return comment
@@ -141,7 +143,7 @@ async def edit_comment(session: AsyncSession, actor: User, comment_id: int, body
 @use_case
 async def delete_comment(session: AsyncSession, actor: User, comment_id: int) -> None:
     """Remove one's own comment. Its text goes; the timeline keeps that it was deleted."""
-    comment, issue, project = await _own_comment(session, actor, comment_id)
+    comment, issue, project = await own_comment(session, actor, comment_id)
     comment.deleted_at, comment.body = utcnow(), ""
     await record_activity(
         session, project, actor, "comment.deleted", issue=issue, payload={"comment_id": comment.id}

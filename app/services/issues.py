@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -35,26 +36,16 @@ from app.services.transaction import use_case
 TITLE_MAX = 200
 DESCRIPTION_MAX = 50_000
 BULK_MAX = 200
-EDITABLE_FIELDS = (
-    "title",
-    "description",
-    "type",
-    "priority",
-    "status",
-    "assignee",
-    "labels",
-    "due",
-)
-ISSUE_TYPES = tuple(kind.value for kind in IssueType)
-PRIORITIES = tuple(priority.value for priority in Priority)
 
 
-def _choice(value: str, allowed: Sequence[str], field_name: str) -> str:
-    if value not in allowed:
+def _choice(value: str, allowed: type[StrEnum], field_name: str) -> str:
+    """`value` if it is one of the enum's values, else Invalid naming the field."""
+    try:
+        return allowed(value).value
+    except ValueError:
         raise Invalid(
             f"{field_name.capitalize()} must be one of: {', '.join(allowed)}.", field=field_name
-        )
-    return value
+        ) from None
 
 
 def _title(title: str) -> str:
@@ -147,8 +138,7 @@ async def create_issue(
     assignee watch it. Raises NotFound, Forbidden or Invalid; nothing is written then."""
     project = await writable_project(session, actor, project_id)
     title, description = _title(title), _description(description)
-    _choice(type, ISSUE_TYPES, "type")
-    _choice(priority, PRIORITIES, "priority")
+    type, priority = _choice(type, IssueType, "type"), _choice(priority, Priority, "priority")
     status = await _status_of(session, project.id, status_id)
     assignee = await _assignee_of(session, project.id, assignee_id)
     labels = await _labels_of(session, project.id, label_ids)
@@ -320,11 +310,13 @@ async def _apply_changes(
                 record["description"] = ["", "edited"]
             issue.description = description
         if changes.type is not None:
-            note("type", issue.type, _choice(changes.type, ISSUE_TYPES, "type"))
-            issue.type = changes.type
+            kind = _choice(changes.type, IssueType, "type")
+            note("type", issue.type, kind)
+            issue.type = kind
         if changes.priority is not None:
-            note("priority", issue.priority, _choice(changes.priority, PRIORITIES, "priority"))
-            issue.priority = changes.priority
+            priority = _choice(changes.priority, Priority, "priority")
+            note("priority", issue.priority, priority)
+            issue.priority = priority
         status_changed = False
         if changes.status_id is not None and changes.status_id != issue.status_id:
             status = await _status_of(session, issue.project_id, changes.status_id)

@@ -15,7 +15,7 @@ from app.models import DeliveryStatus, User, Webhook, WebhookDelivery
 from app.models.webhook import ALL_EVENTS
 from app.outbound.webhooks.queue import delivery_body, queue_delivery
 from app.outbound.webhooks.targets import RefusedTarget, TargetPolicy, check_url
-from app.services.projects import _managed_project
+from app.services.access import managed_project
 from app.services.transaction import use_case
 
 # The activity kinds a hook may choose (project.created happens before any hook can exist).
@@ -72,7 +72,7 @@ async def _hook(session: AsyncSession, project_id: int, webhook_id: int) -> Webh
 
 
 async def project_webhooks(session: AsyncSession, actor: User, project_id: int) -> list[Webhook]:
-    await _managed_project(session, actor, project_id)
+    await managed_project(session, actor, project_id)
     return list(
         await session.scalars(
             select(Webhook).where(Webhook.project_id == project_id).order_by(Webhook.id)
@@ -84,7 +84,7 @@ async def webhook_page(
     session: AsyncSession, actor: User, project_id: int, webhook_id: int
 ) -> tuple[Webhook, list[WebhookDelivery]]:
     """The hook and its last deliveries, newest first."""
-    await _managed_project(session, actor, project_id)
+    await managed_project(session, actor, project_id)
     hook = await _hook(session, project_id, webhook_id)
     deliveries = await session.scalars(
         select(WebhookDelivery)
@@ -110,7 +110,7 @@ async def create_webhook(
     policy: TargetPolicy,
 ) -> Webhook:
     """Add a hook with a new secret. Raises Invalid for a refused URL or no events."""
-    await _managed_project(session, actor, project_id)
+    await managed_project(session, actor, project_id)
     kinds = _events(events)
     return await _add_webhook(session, actor, project_id, await _checked_url(url, policy), kinds)
 
@@ -119,7 +119,7 @@ async def create_webhook(
 async def _add_webhook(
     session: AsyncSession, actor: User, project_id: int, url: str, events: str
 ) -> Webhook:
-    await _managed_project(session, actor, project_id)
+    await managed_project(session, actor, project_id)
     hook = Webhook(
         project_id=project_id,
         url=url,
@@ -143,7 +143,7 @@ async def update_webhook(
     active: bool,
     policy: TargetPolicy,
 ) -> Webhook:
-    await _managed_project(session, actor, project_id)
+    await managed_project(session, actor, project_id)
     await _hook(session, project_id, webhook_id)
     kinds = _events(events)
     url = await _checked_url(url, policy)
@@ -163,7 +163,7 @@ async def _change_webhook(
     events: str,
     active: bool,
 ) -> Webhook:
-    await _managed_project(session, actor, project_id)
+    await managed_project(session, actor, project_id)
     hook = await _hook(session, project_id, webhook_id)
     hook.url, hook.events, hook.active = url, events, active
     return hook
@@ -174,7 +174,7 @@ async def set_webhook_active(
     session: AsyncSession, actor: User, project_id: int, webhook_id: int, active: bool
 ) -> None:
     """Pause or resume a hook: a paused hook's deliveries wait, new events are not queued."""
-    await _managed_project(session, actor, project_id)
+    await managed_project(session, actor, project_id)
     (await _hook(session, project_id, webhook_id)).active = active
 
 
@@ -183,7 +183,7 @@ async def new_webhook_secret(
     session: AsyncSession, actor: User, project_id: int, webhook_id: int
 ) -> Webhook:
     """Replace the secret; deliveries from now on (retries included) are signed with the new one."""
-    await _managed_project(session, actor, project_id)
+    await managed_project(session, actor, project_id)
     hook = await _hook(session, project_id, webhook_id)
     hook.secret = new_secret()
     return hook
@@ -194,7 +194,7 @@ async def delete_webhook(
     session: AsyncSession, actor: User, project_id: int, webhook_id: int
 ) -> None:
     """Remove the hook with its deliveries (one being sent right now may still arrive)."""
-    await _managed_project(session, actor, project_id)
+    await managed_project(session, actor, project_id)
     await session.delete(await _hook(session, project_id, webhook_id))
 
 
@@ -203,7 +203,7 @@ async def redeliver(
     session: AsyncSession, actor: User, project_id: int, webhook_id: int, delivery_id: int
 ) -> WebhookDelivery:
     """Queue the delivery's event again: the same body (and event_id), a new delivery id."""
-    await _managed_project(session, actor, project_id)
+    await managed_project(session, actor, project_id)
     hook = await _hook(session, project_id, webhook_id)
     original = await session.get(WebhookDelivery, delivery_id)
     if original is None or original.webhook_id != hook.id:
@@ -224,7 +224,7 @@ async def send_ping(
     session: AsyncSession, actor: User, project_id: int, webhook_id: int
 ) -> WebhookDelivery:
     """Queue a `ping` event to the hook (whatever events it chose), to try a receiver."""
-    project = await _managed_project(session, actor, project_id)
+    project = await managed_project(session, actor, project_id)
     hook = await _hook(session, project_id, webhook_id)
     event_id = str(uuid.uuid4())
     body = delivery_body(

@@ -24,8 +24,10 @@ from app.models import (
     WorkflowStatus,
 )
 from app.models.issue import DEFAULT_WORKFLOW, StatusCategory
+from app.models.project import KEY_MAX_LENGTH, KEY_PATTERN
 from app.services import access
 from app.services.access import (
+    managed_project,
     readable_project,
     require_validated,
     role_in,
@@ -34,23 +36,29 @@ from app.services.activity import record_activity, take_project_counters
 from app.services.text import storable
 from app.services.transaction import use_case
 
-PROJECT_KEY = re.compile(r"[A-Z][A-Z0-9]{1,9}")
+PROJECT_KEY = re.compile(KEY_PATTERN)
+NAME_MAX = 100
+DESCRIPTION_MAX = 5000
+LABEL_NAME_MAX = 50
 COLOR = re.compile(r"#[0-9a-fA-F]{6}")
-CATEGORIES = tuple(category.value for category in StatusCategory)
-ROLES = tuple(role.value for role in Role)
 
 
 def normalise_key(key: str) -> str:
     key = key.strip().upper()
     if not PROJECT_KEY.fullmatch(key):
         raise Invalid(
-            "A project key is 2 to 10 letters or digits, starting with a letter (such as WEB).",
+            f"A project key is 2 to {KEY_MAX_LENGTH} letters or digits, starting with a letter "
+            "(such as WEB).",
             field="key",
         )
     return key
 
 
-def _name(name: str, what: str = "A project", limit: int = 100) -> str:
+def _description(description: str) -> str:
+    return storable(description).strip()[:DESCRIPTION_MAX]
+
+
+def _name(name: str, what: str = "A project", limit: int = NAME_MAX) -> str:
     name = storable(name).strip()
     if not 1 <= len(name) <= limit:
         raise Invalid(f"{what} needs a name of at most {limit} characters.", field="name")
@@ -227,16 +235,6 @@ async def members(session: AsyncSession, project_id: int) -> list[Member]:
     return [Member(user, Role(role)) for user, role in rows.all()]
 
 
-async def _managed_project(session: AsyncSession, actor: User, project_id: int) -> Project:
-    """The project if `actor` may change its settings and members (owner or admin)."""
-    require_validated(actor)
-    project = await readable_project(session, actor, project_id)
-    role = await role_in(session, actor, project_id)
-    if role is None or not role.can_manage_project:
-        raise Forbidden("Only the project's owners and admins can change its settings.")
-    return project
-
-
 # --- Creating and settings --------------------------------------------------------------------
 
 
@@ -259,7 +257,7 @@ async def create_project(
         raise Conflict(f"The key {key} is taken by another project.", field="key")
 
     project = Project(
-        key=key, name=name, description=storable(description).strip()[:5000], is_public=is_public
+        key=key, name=name, description=_description(description), is_public=is_public
     )
     session.add(project)
     try:
@@ -290,8 +288,8 @@ async def update_settings(
     description: str,
     is_public: bool,
 ) -> Project:
-    project = await _managed_project(session, actor, project_id)
-    project.name, project.description = _name(name), storable(description).strip()[:5000]
+    project = await managed_project(session, actor, project_id)
+    project.name, project.description = _name(name), _description(description)
     project.is_public = is_public
     await record_activity(
         session, project, actor, "project.updated", payload={"name": project.name}
@@ -302,7 +300,7 @@ async def update_settings(
 @use_case
 async def set_archived(session: AsyncSession, actor: User, project_id: int, archived: bool) -> None:
     """Archive (read-only, out of the sidebar) or bring back a project."""
-    project = await _managed_project(session, actor, project_id)
+    project = await managed_project(session, actor, project_id)
     if (project.archived_at is not None) == archived:
         return  # as asked already: no event for a change that did not happen
     project.archived_at = utcnow() if archived else None
@@ -323,11 +321,9 @@ async def update_project(
 ) -> Project:
     """Change any of a project's settings and its archiving at once: every value is checked
     before anything changes, one commit, and an event only for what did change."""
-    project = await _managed_project(session, actor, project_id)
+    project = await managed_project(session, actor, project_id)
     new_name = _name(name) if name is not None else project.name
-    new_description = (
-        storable(description).strip()[:5000] if description is not None else project.description
-    )
+    new_description = _description(description) if description is not None else project.description
     new_public = is_public if is_public is not None else project.is_public
     if (new_name, new_description, new_public) != (
         project.name,
@@ -352,14 +348,21 @@ async def update_project(
 # --- Workflow ---------------------------------------------------------------------------------
 
 
+def _category(category: str) -> str:
+    try:
+        return StatusCategory(category).value
+    except ValueError:
+        choices = ", ".join(StatusCategory)
+        raise Invalid(f"A category is one of {choices}.", field="category") from None
+
+
 @use_case
 async def add_status(
     session: AsyncSession, actor: User, project_id: int, *, name: str, category: str
 ) -> WorkflowStatus:
-    project = await _managed_project(session, actor, project_id)
+    project = await managed_project(session, actor, project_id)
     name = _name(name, "A status", 50)
-    if category not in CATEGORIES:
-        raise Invalid(f"A category is one of {', '.join(CATEGORIES)}.", field="category")
+    category = _category(category)
     if await session.scalar(
         select(WorkflowStatus.id).where(
             WorkflowStatus.project_id == project.id, func.lower(WorkflowStatus.name) == name.lower()
@@ -390,11 +393,10 @@ async def _status(session: AsyncSession, project_id: int, status_id: int) -> Wor
 async def update_status(
     session: AsyncSession, actor: User, project_id: int, status_id: int, *, name: str, category: str
 ) -> WorkflowStatus:
-    project = await _managed_project(session, actor, project_id)
+    project = await managed_project(session, actor, project_id)
     status = await _status(session, project.id, status_id)
     name = _name(name, "A status", 50)
-    if category not in CATEGORIES:
-        raise Invalid(f"A category is one of {', '.join(CATEGORIES)}.", field="category")
+    category = _category(category)
     clash = await session.scalar(
         select(WorkflowStatus.id).where(
             WorkflowStatus.project_id == project.id,
@@ -417,7 +419,7 @@ async def move_status(
     session: AsyncSession, actor: User, project_id: int, status_id: int, *, offset: int
 ) -> None:
     """Move a column left (offset -1) or right (+1) on the board."""
-    project = await _managed_project(session, actor, project_id)
+    project = await managed_project(session, actor, project_id)
     columns = await workflow(session, project.id)
     index = next((i for i, column in enumerate(columns) if column.id == status_id), None)
     if index is None:
@@ -434,7 +436,7 @@ async def delete_status(
     session: AsyncSession, actor: User, project_id: int, status_id: int
 ) -> None:
     """Remove an empty column; a workflow keeps at least one."""
-    project = await _managed_project(session, actor, project_id)
+    project = await managed_project(session, actor, project_id)
     status = await _status(session, project.id, status_id)
     if await session.scalar(select(Issue.id).where(Issue.status_id == status.id).limit(1)):
         raise Invalid(f"Move the issues out of {status.name} before removing it.", field="status")
@@ -467,11 +469,11 @@ async def save_label(
     label_id: int | None = None,
 ) -> Label:
     """Create a label, or rename and recolour one (label_id given)."""
-    project = await _managed_project(session, actor, project_id)
+    project = await managed_project(session, actor, project_id)
     # The project's row first, as every writer takes it (take_project_counters): renaming a
     # label locks it as a key, which an issue being labelled at the same moment waits for.
     await take_project_counters(session, project.id)
-    name, color = _name(name, "A label", 50), _color(color)
+    name, color = _name(name, "A label", LABEL_NAME_MAX), _color(color)
     clash = select(Label.id).where(
         Label.project_id == project.id, func.lower(Label.name) == name.lower()
     )
@@ -501,7 +503,7 @@ async def save_label(
 
 @use_case
 async def delete_label(session: AsyncSession, actor: User, project_id: int, label_id: int) -> None:
-    project = await _managed_project(session, actor, project_id)
+    project = await managed_project(session, actor, project_id)
     await take_project_counters(session, project.id)  # the lock order: see save_label
     label = await session.get(Label, label_id)
     if label is None or label.project_id != project.id:
@@ -528,9 +530,10 @@ async def _owner_count(session: AsyncSession, project_id: int) -> int:
 
 
 def _role(role: str) -> Role:
-    if role not in ROLES:
-        raise Invalid(f"A role is one of {', '.join(ROLES)}.", field="role")
-    return Role(role)
+    try:
+        return Role(role)
+    except ValueError:
+        raise Invalid(f"A role is one of {', '.join(Role)}.", field="role") from None
 
 
 @use_case
@@ -538,7 +541,7 @@ async def add_member(
     session: AsyncSession, actor: User, project_id: int, *, email: str, role: str
 ) -> Member:
     """Add an existing user, found by email address, with a role."""
-    project = await _managed_project(session, actor, project_id)
+    project = await managed_project(session, actor, project_id)
     wanted = _role(role)
     if wanted is Role.OWNER and await role_in(session, actor, project.id) is not Role.OWNER:
         raise Forbidden("Only an owner can make someone an owner.")
@@ -558,7 +561,7 @@ async def add_member(
 async def change_role(
     session: AsyncSession, actor: User, project_id: int, user_id: int, role: str
 ) -> None:
-    project = await _managed_project(session, actor, project_id)
+    project = await managed_project(session, actor, project_id)
     wanted = _role(role)
     membership = await session.get(Membership, (project.id, user_id))
     if membership is None:
@@ -584,7 +587,7 @@ async def remove_member(session: AsyncSession, actor: User, project_id: int, use
     require_validated(actor)
     project = await readable_project(session, actor, project_id)
     if user_id != actor.id:
-        project = await _managed_project(session, actor, project_id)
+        project = await managed_project(session, actor, project_id)
     membership = await session.get(Membership, (project.id, user_id))
     if membership is None:
         raise NotFound("No such member.")

@@ -40,6 +40,7 @@ from app.models import (
     IssueSearch,
     Label,
     Membership,
+    Priority,
     Project,
     StatusCategory,
     User,
@@ -51,7 +52,8 @@ from app.services.search.query_language import Qualifier, Query, Words, parse_qu
 # Shorter words match exactly: a one- or two-letter prefix would match most of the index.
 PREFIX_MIN_LENGTH = 3
 PAGE_MAX = 500  # also the page size of the CSV export
-PRIORITY_RANK = {"urgent": 4, "high": 3, "medium": 2, "low": 1, "none": 0}
+# Priority's order, as numbers to sort by: the least urgent is 0.
+PRIORITY_RANK = {priority.value: rank for rank, priority in enumerate(reversed(Priority))}
 
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _INT32 = range(-(2**31), 2**31)

@@ -39,8 +39,12 @@ QUALIFIERS = (
     "type",
     "updated",
 )
-PRIORITIES = tuple(priority.value for priority in Priority)
-ISSUE_TYPES = tuple(kind.value for kind in IssueType)
+# The qualifiers whose values are a fixed list.
+VOCABULARIES: dict[str, tuple[str, ...]] = {
+    "is": ("open", "closed"),
+    "priority": tuple(priority.value for priority in Priority),
+    "type": tuple(kind.value for kind in IssueType),
+}
 
 _QUALIFIER_NAME = re.compile(r"([A-Za-z][A-Za-z_]*):")
 _DATE_VALUE = re.compile(r"(>=|<=|>|<)?(.*)", re.DOTALL)
@@ -221,7 +225,7 @@ class _Parser:
 
 
 def _normalise(name: str, value: str, position: int) -> str:
-    allowed = {"is": ("open", "closed"), "priority": PRIORITIES, "type": ISSUE_TYPES}.get(name)
+    allowed = VOCABULARIES.get(name)
     if allowed is not None:
         if value.lower() not in allowed:
             raise QueryError(

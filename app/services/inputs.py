@@ -1,0 +1,185 @@
+"""What people and scripts may ask for: the input models that validate both the API's bodies and
+the pages' forms, so that one bad value gets one answer wherever it was typed."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from app.models import LARGEST_ID, IssueType, Priority, Role
+from app.models.project import KEY_MAX_LENGTH
+from app.services import comments, issues, projects
+from app.services.issues import IssueChanges
+
+Id = Annotated[int, Field(ge=1, le=LARGEST_ID)]
+Title = Annotated[str, Field(max_length=issues.TITLE_MAX)]
+Description = Annotated[str, Field(max_length=issues.DESCRIPTION_MAX)]
+ProjectName = Annotated[str, Field(max_length=projects.NAME_MAX)]
+ProjectDescription = Annotated[str, Field(max_length=projects.DESCRIPTION_MAX)]
+LabelIds = Annotated[list[Id], Field(max_length=50)]
+# The models' enums, given as their values: JSON has text, not enum members.
+IssueTypeValue = Annotated[IssueType, Field(strict=False)]
+PriorityValue = Annotated[Priority, Field(strict=False)]
+RoleValue = Annotated[Role, Field(strict=False)]
+
+
+def _date_text(value: Any) -> Any:
+    # JSON has no dates: only "YYYY-MM-DD" text is one (lax pydantic would take numbers too).
+    if not isinstance(value, str | date):
+        raise ValueError("A date is written YYYY-MM-DD.")
+    return value
+
+
+Day = Annotated[date, Field(strict=False), BeforeValidator(_date_text)]
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
+class Body(BaseModel):
+    """An input: strict types (no "1" for 1; a form, whose values are all text, is read
+    laxly), unknown fields refused, and text that no database can store (JSON's "\\ud800"
+    escapes decode to lone surrogates) refused as invalid rather than a 500."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        if _has_lone_surrogate(data):
+            raise ValueError("Text must be valid Unicode (no lone surrogates).")
+        return data
+
+
+def problems(error: ValidationError) -> list[tuple[str | None, str]]:
+    """What pydantic refused, as (field, message): the field dotted (`label_ids.3`), None when
+    the fault is the input as a whole. The API answers with the first; a form shows each."""
+    found = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem.get("loc", ())) or None
+        found.append((field, str(problem.get("msg", "Invalid value."))))
+    return found
+
+
+# --- Projects ---------------------------------------------------------------------------------
+
+
+class ProjectCreate(Body):
+    key: Annotated[str, Field(max_length=KEY_MAX_LENGTH)]
+    name: ProjectName
+    description: ProjectDescription = ""
+    is_public: bool = False
+
+
+class ProjectUpdate(Body):
+    """Fields left out are not changed."""
+
+    name: ProjectName | None = None
+    description: ProjectDescription | None = None
+    is_public: bool | None = None
+    archived: bool | None = None
+
+
+class MemberAdd(Body):
+    email: Annotated[str, Field(max_length=320)]
+    role: RoleValue
+
+
+class MemberUpdate(Body):
+    role: RoleValue
+
+
+class LabelIn(Body):
+    name: Annotated[str, Field(max_length=projects.LABEL_NAME_MAX)]
+    color: Annotated[str, Field(max_length=7, examples=["#3b82f6"])]
+
+
+# --- Issues -----------------------------------------------------------------------------------
+
+
+class IssueCreate(Body):
+    title: Title
+    description: Description = ""
+    type: IssueTypeValue = IssueType.TASK
+    priority: PriorityValue = Priority.NONE
+    status_id: Id | None = None
+    assignee_id: Id | None = None
+    label_ids: LabelIds = []
+    due_date: Day | None = None
+
+
+class IssueUpdate(Body):
+    """Fields left out are not changed; `assignee_id` and `due_date` may be null to clear
+    them."""
+
+    title: Title | None = None
+    description: Description | None = None
+    type: IssueTypeValue | None = None
+    priority: PriorityValue | None = None
+    status_id: Id | None = None
+    assignee_id: Id | None = None
+    label_ids: LabelIds | None = None
+    due_date: Day | None = None
+
+    def changes(self) -> IssueChanges:
+        """The edit asked for, as the service takes it."""
+        changes = IssueChanges(
+            title=self.title,
+            description=self.description,
+            type=self.type,
+            priority=self.priority,
+            status_id=self.status_id,
+            label_ids=self.label_ids,
+        )
+        if "assignee_id" in self.model_fields_set:
+            changes.assignee_id = self.assignee_id
+        if "due_date" in self.model_fields_set:
+            changes.due_date = self.due_date
+        return changes
+
+
+class IssueMove(Body):
+    """Move the card into `status_id`, just above the issue `before_id` (null: to the bottom)."""
+
+    status_id: Id
+    before_id: Id | None = None
+
+
+class BulkUpdate(Body):
+    """The same change to several issues of the project, all or nothing."""
+
+    # At least one: the service says so, in words a person selecting issues understands.
+    issue_ids: Annotated[list[Id], Field(max_length=issues.BULK_MAX)]
+    status_id: Id | None = None
+    priority: PriorityValue | None = None
+    assignee_id: Id | None = None
+    label_ids: LabelIds | None = None
+
+    def changes(self) -> IssueChanges:
+        """The change asked for, as the service takes it."""
+        changes = IssueChanges(
+            status_id=self.status_id, priority=self.priority, label_ids=self.label_ids
+        )
+        if "assignee_id" in self.model_fields_set:
+            changes.assignee_id = self.assignee_id
+        return changes
+
+
+# --- Comments ---------------------------------------------------------------------------------
+
+
+class CommentIn(Body):
+    body: Annotated[str, Field(max_length=comments.BODY_MAX)]
