@@ -41,9 +41,9 @@ VENDOR := app/static/vendor
 $(VENDOR)/.installed: package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --no-audit --no-fund --ignore-scripts --loglevel=error && \
-		mkdir -p $(VENDOR) && \
-		cp node_modules/htmx.org/dist/htmx.min.js node_modules/htmx-ext-sse/dist/sse.min.js \
-		   node_modules/sortablejs/Sortable.min.js $(VENDOR)/ && touch $@; \
+		rm -rf $(VENDOR) && mkdir -p $(VENDOR) && \
+		cp node_modules/htmx.org/dist/htmx.min.js node_modules/sortablejs/Sortable.min.js \
+		   $(VENDOR)/ && touch $@; \
 	else \
 		echo "npm not found: pages will work without htmx (install Node.js for in-place edits)"; \
 	fi

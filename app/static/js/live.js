@@ -1,6 +1,11 @@
-// Issues: a page's live connection. Opens the project's event stream, reconnects by itself with
-// jittered backoff and its last event id, shows "Reconnecting…" while offline and who else is
-// here. Each event is handed to the page as an `issues:live` DOM event ({kind, seq, data}).
+// Issues: a page's live connection. Opens the project's event stream, shows "Reconnecting…"
+// while it is down and who else is here. Each event is handed to the page as an `issues:live`
+// DOM event ({kind, seq, data}).
+//
+// A stream that drops is the browser's to reconnect: EventSource waits as long as the server's
+// `retry:` line says and sends the last event id it saw as Last-Event-ID, and the server replays
+// what the page missed. Only a stream the server refuses (an error status, not events) makes the
+// browser give up; then this file opens a new one itself.
 "use strict";
 
 (() => {
@@ -67,6 +72,7 @@
   // --- The stream --------------------------------------------------------------------------------
   function connect() {
     const url = new URL(live.dataset.liveUrl, window.location.href);
+    // Where a new stream starts; the browser's own reconnections send a (preferred) header.
     url.searchParams.set("last_event_id", lastSeq);
     url.searchParams.set("view", view);
     source = new EventSource(url);
@@ -79,19 +85,19 @@
     source.addEventListener("presence", showPresence);
     source.addEventListener("resync", resync);
     source.addEventListener("error", () => {
-      // Also for a non-200 answer. Reconnect by ourselves, with jittered backoff.
-      source.close();
       live.dataset.state = "closed";
       status.textContent = "Reconnecting…";
       status.hidden = false;
+      // Dropped: the browser is already coming back, after `retry:`, with its Last-Event-ID.
+      if (source.readyState !== EventSource.CLOSED) return;
+      // Refused (signed out, overloaded, a proxy's error page): a new stream from our last
+      // event, with jittered backoff so that refused pages do not all return at once.
       attempt += 1;
       const delay = Math.min(30000, 500 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random());
       setTimeout(connect, delay);
     });
   }
   connect();
-  // Lets a test drop the stream as a network cut would.
-  document.addEventListener("issues:drop", () => source.dispatchEvent(new Event("error")));
 
   // A short message in the live bar (a refused move, say).
   window.issuesNotice = (text) => {
