@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, Page, Route, expect
 from sqlalchemy import select
 
@@ -19,6 +21,15 @@ from tests.e2e.test_tracker import log_in, make_account, watch_for_problems
 pytestmark = pytest.mark.browser
 
 EVENTS = "**/p/WEB/events*"
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def close_the_browsers(browser: Browser) -> AsyncIterator[None]:
+    """Each test's pages close with it: left open, a page whose server has stopped calls it
+    again every few seconds (its `retry:`) for the rest of the run, and slows the later tests."""
+    yield
+    for context in list(browser.contexts):
+        await context.close()
 
 
 async def shared_board(server: LiveServer) -> None:
@@ -159,7 +170,6 @@ async def test_a_dropped_page_tries_again_as_often_as_the_server_s_retry_hint_sa
     await bob.unroute(EVENTS)
     await expect(bob.locator("#live[data-state='open']")).to_be_attached(timeout=1000)
     await expect(bob.locator("#live-status")).to_be_hidden()
-    await bob.context.close()  # or it calls again five times a second once the server stops
 
 
 async def test_the_board_shows_who_else_is_looking(
