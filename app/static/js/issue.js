@@ -23,6 +23,9 @@
     const fresh = page.getElementById("issue");
     const current = article();
     if (!fresh || !current) return;
+    // A fetch that left before our own edit and came back after it shows the issue as it was:
+    // swapping it in would undo the edit on screen (and no later event would repair it).
+    if (Number(fresh.dataset.version) < Number(current.dataset.version)) return;
     const known = new Set([...current.querySelectorAll(".timeline > li[id]")].map((li) => li.id));
     for (const selector of PARTS) {
       const mine = current.querySelector(selector);
