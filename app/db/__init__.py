@@ -114,6 +114,22 @@ async def begin_writing(session: AsyncSession) -> None:
 
 _MEMOS = "issues.memos"
 
+# What a transaction still has to number at commit (services/activity.take_numbers fills and
+# empties it). A commit that finds it full would store rows without their numbers.
+NUMBERS_TO_TAKE = "issues.numbers_to_take"
+
+
+def _refuse_unnumbered_commit(session: Session) -> None:
+    if session.info.get(NUMBERS_TO_TAKE):
+        raise RuntimeError(
+            "This transaction wrote activity or issues whose numbers were not taken: "
+            "commit it through services.transaction.use_case (it calls take_numbers)."
+        )
+
+
+def _forget_numbers(session: Session, *_: Any) -> None:
+    session.info.pop(NUMBERS_TO_TAKE, None)
+
 
 def transaction_memo(session: AsyncSession, name: str) -> dict[Any, Any]:
     """A dict for answers worth remembering within a transaction (the viewer's roles, asked
@@ -142,6 +158,8 @@ class Database:
         sync_sessions = sessionmaker()
         for moment in ("after_flush", "after_commit", "after_soft_rollback"):
             event.listen(sync_sessions, moment, _forget_memos)
+        event.listen(sync_sessions, "before_commit", _refuse_unnumbered_commit)
+        event.listen(sync_sessions, "after_soft_rollback", _forget_numbers)
         self.after_commit = AfterCommit()
         self.after_commit.attach(sync_sessions)
         self.sessionmaker = async_sessionmaker(

@@ -22,7 +22,8 @@ class Activity(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
-    seq: Mapped[int] = mapped_column(Integer)
+    # Taken at commit, like an issue's number: NULL only inside the writing transaction.
+    seq: Mapped[int] = mapped_column(Integer, nullable=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     # Kept when the issue is deleted: the log is history. The issue's number stays in payload.
     issue_id: Mapped[int | None] = mapped_column(

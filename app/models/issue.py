@@ -120,7 +120,9 @@ class Issue(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
-    number: Mapped[int] = mapped_column(Integer)
+    # Taken at commit (services/activity.take_numbers): NULL only inside the creating
+    # transaction, never in a committed row.
+    number: Mapped[int] = mapped_column(Integer, nullable=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     status_id: Mapped[int] = mapped_column(ForeignKey("workflow_status.id", ondelete="RESTRICT"))

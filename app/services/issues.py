@@ -28,7 +28,7 @@ from app.services.access import (
     readable_project,
     writable_project,
 )
-from app.services.activity import record_activity, take_project_counters
+from app.services.activity import number_at_commit, record_activity
 from app.services.issue_views import ISSUE_DETAILS
 from app.services.text import storable
 from app.services.transaction import use_case
@@ -143,10 +143,9 @@ async def create_issue(
     assignee = await _assignee_of(session, project.id, assignee_id)
     labels = await _labels_of(session, project.id, label_ids)
 
-    number, _ = await take_project_counters(session, project.id, issues=1)
     issue = Issue(
         project=project,
-        number=number,
+        number=None,  # taken at commit, last (services/activity.take_numbers)
         title=title,
         description=description,
         type=type,
@@ -155,18 +154,20 @@ async def create_issue(
         reporter_id=actor.id,
         assignee_id=assignee.id if assignee else None,
         due_date=due_date,
+        # Concurrent creates may share a position: cards sort by (position, id).
         position=await _last_position(session, project.id, status.id),
         labels=labels,
     )
     session.add(issue)
     await session.flush()
+    number_at_commit(session, issue)
     activity = await record_activity(
         session,
         project,
         actor,
         "issue.created",
         issue=issue,
-        payload={"number": number, "title": title, "status": status.name},
+        payload={"title": title, "status": status.name},  # and its number, at commit
     )
     await session.flush()
     await notifications.watch_automatically(session, issue, [actor.id])

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -29,17 +31,17 @@ REASON_TEXT = {
 
 
 async def watch_automatically(session: AsyncSession, issue: Issue, user_ids: Iterable[int]) -> None:
-    """Make these users watchers, unless one of them chose to unwatch the issue before."""
-    wanted = set(user_ids)
+    """Make these users watchers, unless one of them chose to unwatch the issue before (their
+    row is left as it is). One statement."""
+    wanted = sorted(set(user_ids))
     if not wanted:
         return
-    known = set(
-        await session.scalars(
-            select(Watcher.user_id).where(Watcher.issue_id == issue.id, Watcher.user_id.in_(wanted))
-        )
+    insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(Watcher)
+        .values([{"issue_id": issue.id, "user_id": user_id} for user_id in wanted])
+        .on_conflict_do_nothing(index_elements=[Watcher.issue_id, Watcher.user_id])
     )
-    session.add_all(Watcher(issue_id=issue.id, user_id=user_id) for user_id in wanted - known)
-    await session.flush()
 
 
 async def notify(
@@ -58,39 +60,43 @@ async def notify(
     longer read the project, are left out."""
     reasons: dict[int, str] = {}
     if status_changed or commented:
-        for user_id in await _watcher_ids(session, issue.id):
+        # Watchers who want mail and may read the project, in one query.
+        for user_id in await _readers_who_want_mail(session, issue.project_id, watching=issue.id):
             reasons[user_id] = "commented" if commented else "status_changed"
-    for user_id in mentioned:
-        reasons[user_id] = "mentioned"
+    named = {user_id: "mentioned" for user_id in mentioned}
     if assigned_to is not None:
-        reasons[assigned_to.id] = "assigned"
-    await watch_automatically(
-        session, issue, [*([assigned_to.id] if assigned_to else []), *mentioned]
-    )
+        named[assigned_to.id] = "assigned"
+    await watch_automatically(session, issue, named)
+    named.pop(actor.id, None)
+    if named:
+        readers = await _readers_who_want_mail(session, issue.project_id, among=named)
+        reasons.update((user_id, reason) for user_id, reason in named.items() if user_id in readers)
     reasons.pop(actor.id, None)
     if not reasons:
         return
-    readers = await _readers_who_want_mail(session, issue.project_id, reasons)
     session.add_all(
         Notification(user_id=user_id, issue_id=issue.id, activity_id=activity.id, reason=reason)
         for user_id, reason in reasons.items()
-        if user_id in readers
-    )
-
-
-async def _watcher_ids(session: AsyncSession, issue_id: int) -> list[int]:
-    return list(
-        await session.scalars(
-            select(Watcher.user_id).where(Watcher.issue_id == issue_id, Watcher.watching.is_(True))
-        )
     )
 
 
 async def _readers_who_want_mail(
-    session: AsyncSession, project_id: int, user_ids: Iterable[int]
+    session: AsyncSession,
+    project_id: int,
+    *,
+    among: Iterable[int] = (),
+    watching: int | None = None,
 ) -> set[int]:
+    """Those of `among` (or the watchers of issue `watching`) who want mail and may read the
+    project."""
     project = await session.get(Project, project_id)
-    query = select(User.id).where(User.id.in_(set(user_ids)), User.notify_by_email.is_(True))
+    query = select(User.id).where(User.notify_by_email.is_(True))
+    if watching is not None:
+        query = query.join(Watcher, Watcher.user_id == User.id).where(
+            Watcher.issue_id == watching, Watcher.watching.is_(True)
+        )
+    else:
+        query = query.where(User.id.in_(set(among)))
     if project is None or not project.is_public:
         query = query.join(
             Membership, (Membership.user_id == User.id) & (Membership.project_id == project_id)

@@ -32,7 +32,7 @@ from app.services.access import (
     require_validated,
     role_in,
 )
-from app.services.activity import record_activity, take_project_counters
+from app.services.activity import record_activity
 from app.services.text import storable
 from app.services.transaction import use_case
 
@@ -273,8 +273,6 @@ async def create_project(
         await session.flush()
     except IntegrityError as error:  # another request took the key between check and insert
         raise Conflict(f"The key {key} is taken by another project.", field="key") from error
-    # The counter UPDATE bypassed the ORM; re-read so the object matches the row.
-    await session.refresh(project)
     return project
 
 
@@ -470,9 +468,8 @@ async def save_label(
 ) -> Label:
     """Create a label, or rename and recolour one (label_id given)."""
     project = await managed_project(session, actor, project_id)
-    # The project's row first, as every writer takes it (take_project_counters): renaming a
-    # label locks it as a key, which an issue being labelled at the same moment waits for.
-    await take_project_counters(session, project.id)
+    # No lock on the project's row before the label's: every writer takes the project's row
+    # last, at commit (take_numbers), after the labels an issue being labelled holds.
     name, color = _name(name, "A label", LABEL_NAME_MAX), _color(color)
     clash = select(Label.id).where(
         Label.project_id == project.id, func.lower(Label.name) == name.lower()
@@ -504,7 +501,6 @@ async def save_label(
 @use_case
 async def delete_label(session: AsyncSession, actor: User, project_id: int, label_id: int) -> None:
     project = await managed_project(session, actor, project_id)
-    await take_project_counters(session, project.id)  # the lock order: see save_label
     label = await session.get(Label, label_id)
     if label is None or label.project_id != project.id:
         raise NotFound("No such label.")

@@ -10,6 +10,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import begin_writing
+from app.services.activity import take_numbers
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -35,6 +36,7 @@ def use_case(
         await begin_writing(session)
         try:
             result = await function(session, *args, **kwargs)
+            await take_numbers(session)  # the project's counters last: held only to the commit
             await session.commit()
         except BaseException:
             await session.rollback()

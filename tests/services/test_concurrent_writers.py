@@ -1,14 +1,19 @@
-"""Issue numbers and event sequence numbers stay unique and gap-free under concurrent writers."""
+"""Issue numbers and event sequence numbers stay unique and gap-free under concurrent writers,
+who hold the project's counters only from the moment they take them to their commit."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
 from quart import Quart
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Activity, Issue
 from app.services import comments, issues
+from app.services.activity import record_activity
+from app.services.transaction import use_case
 from tests.factories import add_member, make_project, make_user
 
 WRITERS = 6
@@ -64,3 +69,66 @@ async def test_concurrent_writers_never_leave_a_gap_a_reader_can_see(app: Quart)
     # project.created, then one issue.created and one comment.added per issue.
     assert seqs == list(range(1, 1 + 2 * total_issues + 1))
     assert len(set(snapshots_seen)) > 1, "the observer should have watched the log grow"
+
+
+@pytest.mark.postgresql_only  # SQLite's writers queue on the database's one write lock
+async def test_a_writer_holds_the_project_s_counters_only_at_its_commit(app: Quart) -> None:
+    """A transaction that has written its comment but not committed yet does not hold the
+    project up: another writer creates an issue meanwhile, and numbers follow commit order."""
+    sessionmaker = app.extensions["database"].sessionmaker
+    async with sessionmaker() as session:
+        owner = await make_user(session)
+        project = await make_project(session, owner, key="HOLD")
+        issue = await issues.create_issue(session, owner, project.id, title="First")
+    written, release = asyncio.Event(), asyncio.Event()
+
+    @use_case
+    async def comment_and_wait(session: AsyncSession) -> None:
+        # add_comment's own body, inside this transaction, which then stays open a while.
+        await comments.add_comment.__wrapped__(session, owner, issue.id, "held open")
+        written.set()
+        await release.wait()
+
+    async def slow_writer() -> None:
+        async with sessionmaker() as session:
+            await comment_and_wait(session)
+
+    slow = asyncio.create_task(slow_writer())
+    await asyncio.wait_for(written.wait(), 10)
+    async with sessionmaker() as session:
+        # Under the old order (counters first) this waited for the slow writer's commit.
+        second = await asyncio.wait_for(
+            issues.create_issue(session, owner, project.id, title="Second"), 10
+        )
+    release.set()
+    await slow
+
+    assert (issue.number, second.number) == (1, 2)
+    async with sessionmaker() as session:
+        log = [
+            (row.seq, row.kind, row.payload.get("number"))
+            for row in await session.scalars(
+                select(Activity).where(Activity.project_id == project.id).order_by(Activity.seq)
+            )
+        ]
+    # The slow comment was written before the second issue but committed after it.
+    assert log == [
+        (1, "project.created", None),
+        (2, "issue.created", 1),
+        (3, "issue.created", 2),
+        (4, "comment.added", None),
+    ]
+
+
+async def test_a_commit_that_skips_numbering_is_refused(app: Quart) -> None:
+    """Only use_case takes the numbers; a commit that did not would store NULL numbers."""
+    sessionmaker = app.extensions["database"].sessionmaker
+    async with sessionmaker() as session:
+        owner = await make_user(session)
+        project = await make_project(session, owner, key="SKIP")
+        await record_activity(session, project, owner, "project.updated")
+        with pytest.raises(RuntimeError, match="numbers were not taken"):
+            await session.commit()
+        await session.rollback()
+        unnumbered = select(func.count()).select_from(Activity).where(Activity.seq.is_(None))
+        assert await session.scalar(unnumbered) == 0

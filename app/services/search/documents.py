@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func, literal, literal_column, select, union_all
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,17 +21,18 @@ async def refresh_search_document(session: AsyncSession, issue_id: int) -> None:
     Runs inside the caller's transaction and does not commit. On SQLite the FTS5 index follows
     through the triggers on issue_search.
     """
-    row = (
-        await session.execute(select(Issue.title, Issue.description).where(Issue.id == issue_id))
-    ).one_or_none()
-    if row is None:
-        return
-    bodies = await session.scalars(
-        select(Comment.body)
-        .where(Comment.issue_id == issue_id, Comment.deleted_at.is_(None))
-        .order_by(Comment.id)
-    )
-    text = " ".join([row.title, row.description, *bodies])
+    # One round trip: the title, the description, then the live comments in order.
+    parts = union_all(
+        select(Issue.title.label("text"), literal(-2).label("place")).where(Issue.id == issue_id),
+        select(Issue.description, literal(-1)).where(Issue.id == issue_id),
+        select(Comment.body, Comment.id).where(
+            Comment.issue_id == issue_id, Comment.deleted_at.is_(None)
+        ),
+    ).subquery()
+    texts = list(await session.execute(select(parts.c.text, parts.c.place).order_by(parts.c.place)))
+    if not texts or texts[0].place != -2:
+        return  # no such issue
+    text = " ".join(row.text for row in texts)
     if _dialect(session) == "postgresql":
         text = text.encode()[:DOCUMENT_MAX_BYTES].decode(errors="ignore")
         document: Any = func.to_tsvector(_ENGLISH, text)
