@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from quart import Quart
+from sqlalchemy import text
 
 from app import create_app
 from bench import ceiling
 from bench.data import normalise_database_url
-from bench.load import discover
+from bench.load import World, discover
 from bench.serving import log_in
+from tests.pages import csrf_token
 
 
 @dataclass
@@ -58,6 +60,69 @@ async def time_page(
     return Timing(name, runs, wall * 1000 / runs, cpu * 1000 / runs, status, size)
 
 
+async def time_writes(app: Quart, world: World, cookies: dict[str, str], runs: int) -> Timing:
+    """bench.load's write scenario in process: create an issue, move a card, add a comment,
+    in turn, in the writes' own small project."""
+    client = app.test_client()
+    for cookie, value in cookies.items():
+        client.set_cookie("127.0.0.1", cookie, value)
+    token = await csrf_token(client)
+    async with app.extensions["database"].sessionmaker() as session:
+        statuses = list(
+            await session.scalars(
+                text("SELECT id FROM workflow_status WHERE project_id = :p ORDER BY position"),
+                {"p": world.mix_project_id},
+            )
+        )
+        card = (
+            await session.execute(
+                text(
+                    "SELECT id, number, version, status_id FROM issue WHERE project_id = :p "
+                    "ORDER BY id LIMIT 1"
+                ),
+                {"p": world.mix_project_id},
+            )
+        ).one()
+    version, column = card.version, statuses.index(card.status_id)
+
+    async def write(n: int) -> int:
+        nonlocal version, column
+        if n % 3 == 0:
+            form = {"title": f"Profiled issue {n}", "description": "Made by bench.profile."}
+            answer = await client.post(
+                f"/p/{world.mix_key}/issues/new", form={**form, "csrf_token": token}
+            )
+        elif n % 3 == 1:
+            column = (column + 1) % len(statuses)
+            answer = await client.post(
+                f"/p/{world.mix_key}/board/moves",
+                form={
+                    "issue": card.id,
+                    "status": statuses[column],
+                    "version": version,
+                    "csrf_token": token,
+                },
+                headers={"Accept": "application/json"},
+            )
+            version = (await answer.get_json())["version"]
+        else:
+            answer = await client.post(
+                f"/{world.mix_key}-{card.number}/comments",
+                form={"body": f"Comment {n} from bench.profile.", "csrf_token": token},
+            )
+        return answer.status_code
+
+    for n in range(3):  # warm-up
+        await write(n)
+    statuses_seen = set()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for n in range(runs):
+        statuses_seen.add(await write(n))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    status = max(statuses_seen)  # 302 for the forms, 200 for moves: an error shows as 4xx/5xx
+    return Timing("write", runs, wall * 1000 / runs, cpu * 1000 / runs, status, 0)
+
+
 async def main(arguments: argparse.Namespace) -> None:
     url = normalise_database_url(arguments.database_url)
     app = create_app("testing", DATABASE_URL=url, RATE_LIMIT_ENABLED=False)
@@ -71,20 +136,25 @@ async def main(arguments: argparse.Namespace) -> None:
             "issue": [f"/{key}" for key in world.issue_keys],
             "list": [f"/p/{world.list_key}?q={quote(arguments.list_query)}"],
             "search": [f"/search?q={quote(arguments.search_query)}"],
+            "write": [],  # bench.load's writes, in process (opt in: --pages ...,write)
         }
         chosen = [name for name in pages if name in arguments.pages]
         timings = []
         profiler = None
         for name in chosen:
-            target, paths = (ceiling_app, ["/"]) if name == "ceiling" else (app, pages[name])
+            target, paths = (ceiling_app, ["/"]) if name == "ceiling" else (app, pages.get(name))
             if name == arguments.profile:
                 from pyinstrument import Profiler
 
                 profiler = Profiler(interval=0.0005, async_mode="disabled")
                 profiler.start()
-            timings.append(
-                await time_page(target, name, paths, cookies, arguments.runs, cold=arguments.cold)
-            )
+            if name == "write":
+                timing = await time_writes(app, world, cookies, arguments.runs)
+            else:
+                timing = await time_page(
+                    target, name, paths, cookies, arguments.runs, cold=arguments.cold
+                )
+            timings.append(timing)
             if name == arguments.profile and profiler is not None:
                 profiler.stop()
         base = next((t.cpu_ms for t in timings if t.name == "ceiling"), None)
