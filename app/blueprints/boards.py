@@ -27,8 +27,7 @@ from app.blueprints.guards import (
 from app.blueprints.page_cache import cached_part, project_part_key, render_part
 from app.db import get_session
 from app.errors import Invalid
-from app.live.presence import Viewer
-from app.live.stream import StreamSettings, event_stream
+from app.live.stream import StreamSettings, event_stream, last_event_id_from, present_as
 from app.models import WorkflowStatus
 from app.models.issue import issue_key_pattern
 from app.services import boards, issues, projects
@@ -144,26 +143,20 @@ async def move(key: str) -> Response | tuple[Response, int]:
 @bp.get("/p/<project_key:key>/events")
 @login_required
 async def events(key: str) -> Response:
-    """The project's server-sent events: replay after Last-Event-ID, then live."""
+    """The project's server-sent events: replay after Last-Event-ID, then live. The app serves
+    a GET of this path on its lean path (blueprints/event_stream.py), which hands here only the
+    requests it does not serve itself: what this route answers is the reference for both."""
     session = get_session()
     viewer, auth_session = logged_in_user(), current_auth_session()
     assert auth_session is not None
     project = await projects.project_by_key(session, viewer, key)
     project_id, auth_session_id = project.id, auth_session.id
     # Without a last id a client starts from now; with one it first gets what it missed.
-    raw_last_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or ""
-    last_event_id = (
-        int(raw_last_id)
-        if raw_last_id.isascii() and raw_last_id.isdigit() and len(raw_last_id) <= 9
-        else None
+    last_event_id = last_event_id_from(
+        request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     )
     # Presence: which page the stream belongs to ("board" or an issue key), shown to others.
-    view = request.args.get("view", "")
-    present_as = (
-        Viewer(viewer.id, viewer.display_name, viewer.initials, view)
-        if view == "board" or VIEW_ISSUE_KEY.fullmatch(view)
-        else None
-    )
+    present = present_as(viewer, request.args.get("view", ""))
     # A stream holds no pooled connection while it waits: this request's session ends here.
     await session.close()
     app = current_app._get_current_object()
@@ -176,7 +169,7 @@ async def events(key: str) -> Response:
             retry_ms=app.config["SSE_RETRY_MILLISECONDS"],
             replay_limit=app.config["SSE_REPLAY_LIMIT"],
         ),
-        present_as,
+        present,
         # The broker checks these every SSE_RECHECK_SECONDS, for all its streams at once.
         auth_session_id=auth_session_id,
         user_id=viewer.id,

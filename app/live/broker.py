@@ -31,6 +31,7 @@ def encode(seq: int, kind: str, data: dict[str, Any]) -> bytes:
 FAN_OUT_PAGE = 500
 RESYNC = object()  # queued instead of an event when a subscriber fell too far behind
 CLOSE = object()  # queued when a subscriber may no longer read the project
+TIMED_OUT = object()  # what Mailbox.get gives when its time-out passes first
 
 # (project id, [(login session id, user id)]) -> the login sessions that may still read it.
 AccessCheck = Callable[[int, list[tuple[int, int]]], Awaitable[set[int]]]
@@ -58,22 +59,39 @@ class Mailbox:
         if len(self.items) >= self.maxsize:
             raise asyncio.QueueFull
         self.items.append(item)
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        if self.waiter is not None:
+            _wake(self.waiter)
 
     def get_nowait(self) -> object:
         if not self.items:
             raise asyncio.QueueEmpty
         return self.items.popleft()
 
-    async def get(self) -> object:
+    async def get(self, within: float | None = None) -> object:
+        """The next item, or TIMED_OUT if none came `within` seconds. The wait is one
+        future and a timer: nothing is cancelled or raised when it runs out, so a heartbeat
+        leaves no exception, traceback or frame behind (nor a reference cycle for the
+        collector)."""
+        loop = asyncio.get_running_loop()
         while not self.items:
-            self.waiter = asyncio.get_running_loop().create_future()
+            # No local name for the future: a cancelled wait's traceback keeps this frame,
+            # and through a local the future, whose exception is that very one (a cycle).
+            self.waiter = loop.create_future()
+            timer = None if within is None else loop.call_later(within, _wake, self.waiter)
             try:
                 await self.waiter
             finally:
                 self.waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if timer is not None and not self.items:
+                return TIMED_OUT
         return self.items.popleft()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 @dataclass(eq=False, slots=True)
