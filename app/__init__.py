@@ -4,6 +4,7 @@ connected to the after-commit hooks, then the blueprints, the API and the error 
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -18,6 +19,7 @@ from app.blueprints import (
     auth,
     boards,
     errors,
+    event_stream,
     finding,
     guards,
     issues,
@@ -161,3 +163,22 @@ def _connect_live(app: Quart, database: Database) -> None:
         _while_serving(app, listener.start, listener.stop)
     else:
         database.after_commit.activity_committed.append(broker.wake)
+
+    # GET /p/<KEY>/events on a lean ASGI path beside Quart (decision 0014).
+    event_stream.init_app(app)
+    if app.config["GC_FREEZE_AFTER_START"]:
+        # Registered last of the start-up work, so that it runs once the app is ready.
+        _while_serving(app, _freeze_start_up_heap, _unfreeze_heap)
+
+
+def _freeze_start_up_heap() -> None:
+    """Move what start-up made (modules, the app, its templates and statements) out of the
+    collector's sight: a full collection then walks only what came after, such as the open
+    streams, instead of stalling a fan-out for 100 ms and more (decision 0014)."""
+    gc.collect()
+    gc.freeze()
+
+
+async def _unfreeze_heap() -> None:
+    # What was frozen may be garbage by now (an app made and dropped in the same process).
+    gc.unfreeze()
