@@ -32,7 +32,7 @@ from app.models import WorkflowStatus
 from app.models.issue import issue_key_pattern
 from app.services import boards, issues, projects
 from app.services.access import may_write, writable_project
-from app.services.boards import BoardCard, BoardColumn
+from app.services.boards import BoardCard, BoardColumn, BoardFilters, CardCursor
 from app.services.inputs import Id, IssueMove
 from app.services.issues import StaleEdit
 
@@ -82,6 +82,11 @@ def lanes_by_assignee(columns: list[BoardColumn]) -> list[Lane]:
     return lanes
 
 
+def _is_fragment() -> bool:
+    """Asked for by the board's own script (or htmx): the cards alone, not a page."""
+    return request.headers.get("HX-Request") == "true"
+
+
 @bp.get("/p/<project_key:key>/board")
 @login_required
 async def board(key: str) -> str:
@@ -90,22 +95,82 @@ async def board(key: str) -> str:
     project = await projects.project_by_key(session, viewer, key)
     writable = await may_write(session, viewer, project)
     with_lanes = request.args.get("lanes") == "assignee"
+    filters = BoardFilters.from_args(request.args)
 
     async def render_main_part() -> str:
-        columns = await boards.board(session, viewer, project.id)
+        read = await boards.board(session, viewer, project.id, filters=filters)
         cards = current_app.extensions["cards"]
         return await render_part(
             "boards/_board.html",
             project=project,
-            columns=columns,
-            card_html=cards.for_board(project.key, columns),
-            lanes=lanes_by_assignee(columns) if with_lanes else None,
+            columns=read.columns,
+            counts_seq=read.seq,
+            filters=filters,
+            card_html=cards.for_board(project.key, read.columns),
+            lanes=lanes_by_assignee(read.columns) if with_lanes else None,
             can_write=writable,
         )
 
-    part_key = project_part_key("board", project, viewer, writable, with_lanes)
+    part_key = project_part_key("board", project, viewer, writable, with_lanes, filters)
     main_part = await cached_part(part_key, render_main_part)
     return await render_template("boards/board.html", project=project, body=main_part)
+
+
+@bp.get("/p/<project_key:key>/board/columns/<int:status_id>")
+@login_required
+async def column(key: str, status_id: int) -> Response:
+    """A column's next cards after `after` (a card's "position:id"), under the board's filters:
+    the cards alone for the board's script, else a page of them with a link to the next."""
+    session = get_session()
+    viewer = logged_in_user()
+    project = await projects.project_by_key(session, viewer, key)
+    writable = await may_write(session, viewer, project)
+    filters = BoardFilters.from_args(request.args)
+    raw_after = request.args.get("after", "")
+    after = CardCursor.parse(raw_after) if raw_after else None
+    fragment = _is_fragment()
+
+    async def render_main_part() -> str:
+        page = await boards.column_page(
+            session, viewer, project.id, status_id, after=after, filters=filters
+        )
+        cards = current_app.extensions["cards"]
+        return await render_part(
+            "boards/_column_page.html",
+            project=project,
+            column=page,
+            filters=filters,
+            card_html=cards.for_board(project.key, [page]),
+            fragment=fragment,
+        )
+
+    # Kept by the same rules as the board's part (decision 0012): the project's state and the
+    # viewer are in the key, so a page of cards is never older than the project.
+    part_key = project_part_key(
+        "board-column", project, viewer, writable, status_id, after, filters, fragment
+    )
+    main_part = await cached_part(part_key, render_main_part)
+    if fragment:
+        response = await make_response(main_part)
+    else:
+        response = await make_response(
+            await render_template("boards/column.html", project=project, body=main_part)
+        )
+    response.vary.add("HX-Request")  # one URL, two answers
+    return response
+
+
+@bp.get("/p/<project_key:key>/board/counts")
+@login_required
+async def counts(key: str) -> Response:
+    """Each column's whole count under the filters, and the event counter they were read at:
+    what the board asks when a live event moves a card it has not loaded."""
+    session = get_session()
+    viewer = logged_in_user()
+    project = await projects.project_by_key(session, viewer, key)
+    filters = BoardFilters.from_args(request.args)
+    by_status, seq = await boards.column_counts(session, viewer, project.id, filters)
+    return jsonify(seq=seq, counts={str(status_id): n for status_id, n in by_status.items()})
 
 
 @bp.post("/p/<project_key:key>/board/moves")
@@ -136,7 +201,12 @@ async def move(key: str) -> Response | tuple[Response, int]:
             return jsonify(error={"code": refusal.code, "message": refusal.message}), refusal.status
         raise
     if wants_json():
-        return jsonify(issue_id=moved.id, version=moved.version, status_id=moved.status_id)
+        return jsonify(
+            issue_id=moved.id,
+            version=moved.version,
+            status_id=moved.status_id,
+            position=moved.position,
+        )
     return redirect(url_for("boards.board", key=project_key, _anchor=f"card-{moved.id}"))
 
 

@@ -64,6 +64,8 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "projects.members": ("read", "GET", "/p/{key}/members", {}),
     "issues.watch": ("read", "POST", "/{issue}/watch", {"watching": "1"}),
     "boards.board": ("read", "GET", "/p/{key}/board", {}),
+    "boards.column": ("read", "GET", "/p/{key}/board/columns/{status}?after=0:1", {}),
+    "boards.counts": ("read", "GET", "/p/{key}/board/counts", {}),
     "boards.events": ("read", "STREAM", "/p/{key}/events", {}),
     "boards.move": ("write", "POST", "/p/{key}/board/moves", {"issue": "{issue_id}"}),
     "issues.new": ("write", "GET", "/p/{key}/issues/new", {}),

@@ -52,18 +52,17 @@ async def test_a_long_column_shows_its_first_cards_and_counts_them_all(
     async with await session_of(app) as session:
         for n in range(5):
             await issues.create_issue(session, t.owner, t.project_id, title=f"Card {n}")
-        columns = await boards.board(session, t.owner, t.project_id, per_column=3)
+        columns = (await boards.board(session, t.owner, t.project_id, per_column=3)).columns
     first = columns[0]
     assert first.total == 5
     assert [card.number for card in first.cards] == [1, 2, 3]  # in board order
     assert all(column.total == 0 and column.cards == [] for column in columns[1:])
 
-    monkeypatch.setattr(boards, "BOARD_COLUMN_LIMIT", 3)
-    monkeypatch.setattr(boards.board, "__kwdefaults__", {"per_column": 3})
+    monkeypatch.setattr(boards, "BOARD_PAGE", 3)
     page = await (await t.owner_client.get("/p/LIVE/board")).get_data(as_text=True)
     assert page.count('class="card board-card"') == 3
     assert 'data-count-for="' in page and ">5</span>" in page
-    assert "2 more in the list" in page
+    assert page.count("data-more-cards") == 1  # the first column's link to its next cards
 
 
 async def test_a_card_moved_by_a_renumbering_shows_its_new_position(app: Quart) -> None:
@@ -104,7 +103,7 @@ async def test_a_board_row_and_a_loaded_issue_make_the_same_card(app: Quart) -> 
             IssueChanges(label_ids=[zebra.id, alpha.id], assignee_id=t.member.id),
             expected_version=made.version,
         )
-        columns = await boards.board(session, t.owner, t.project_id)
+        columns = (await boards.board(session, t.owner, t.project_id)).columns
         loaded = await issue_views.get_issue(session, t.owner, t.project_id, made.number)
     cards = app.extensions["cards"]
     from_row = cards.for_board("LIVE", columns)[made.id]
