@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 from quart import Blueprint, Response, flash, redirect, render_template, request, url_for
@@ -10,7 +10,13 @@ from werkzeug.datastructures import MultiDict
 
 from app.blueprints.forms import model_field, read_form
 from app.blueprints.guards import current_account, logged_in_user, login_required
-from app.blueprints.page_cache import cached_part, page_cache, project_part_key, render_part
+from app.blueprints.page_cache import (
+    cached_part,
+    page_cache,
+    project_part_key,
+    proven_part,
+    render_part,
+)
 from app.db import get_session
 from app.errors import Forbidden, Invalid
 from app.models import Issue, IssueType, Priority, Project
@@ -18,7 +24,7 @@ from app.services import comments, issue_views, issues, projects, search
 from app.services.access import may_write, writable_project
 from app.services.inputs import BulkUpdate, CommentIn, Id, IssueCreate, IssueUpdate
 from app.services.issues import StaleEdit
-from app.services.references import link_targets
+from app.services.references import link_targets, readable_references
 
 bp = Blueprint("issues", __name__)
 
@@ -179,21 +185,34 @@ async def _issue_page(
     viewer = logged_in_user()
     heading = await issue_views.issue_heading(session, viewer, issue_key)
     writable = await _can_write(heading.project)
-    # Everything the main part shows that the project's counter does not cover (decision 0012).
-    key = project_part_key("issue", heading.project, viewer, writable, heading.id, heading.watching)
+    # Kept per state of this issue, not of its whole project (decision 0016): its latest event,
+    # its project's latest change to itself, and what the log does not cover (decision 0012).
+    # The issues its texts name can appear or go meanwhile: that is the part's proof, checked
+    # at each view (one query, only when the texts name issues).
+    key = (
+        "issue",
+        heading.id,
+        heading.issue_seq,
+        heading.project.id,
+        heading.project_seq,
+        viewer.id,
+        viewer.display_name,
+        writable,
+        heading.watching,
+    )
 
-    async def render_main_part() -> str:
+    async def render_main_part() -> tuple[str, Hashable]:
         issue = await issue_views.get_issue(session, viewer, heading.project.id, heading.number)
         entries = await issue_views.timeline(session, issue)
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
-        mentions, references = await link_targets(session, viewer, texts)
+        targets = await link_targets(session, viewer, texts)
         project_id = issue.project_id
-        return await render_part(
+        html = await render_part(
             "issues/_issue.html",
             issue=issue,
             timeline=entries,
-            mentions=mentions,
-            references=references,
+            mentions=targets.mentions,
+            references=targets.references,
             can_write=writable,
             watching=heading.watching,
             statuses=await projects.workflow(session, project_id),
@@ -204,9 +223,16 @@ async def _issue_page(
             error=error,
             stale=stale,
         )
+        return html, (targets.named, frozenset(targets.references))
+
+    async def links_unchanged(proof: tuple[frozenset[str], frozenset[str]]) -> bool:
+        named, linked = proof
+        return not named or frozenset(await readable_references(session, viewer, named)) == linked
 
     # A refusal's message is shown once: that page is made afresh and not kept.
-    main_part = await cached_part(None if error or stale else key, render_main_part)
+    main_part = await proven_part(
+        None if error or stale else key, render_main_part, links_unchanged
+    )
     return await render_template("issues/show.html", heading=heading, body=main_part), status
 
 
@@ -252,10 +278,11 @@ async def edit(key: str) -> Page:
 @login_required
 async def add_comment(key: str) -> Page:
     session = get_session()
-    issue = await issue_views.get_issue_by_key(session, logged_in_user(), key)
+    # The heading's one query names the issue and checks access; the comment needs no more.
+    issue = await issue_views.issue_heading(session, logged_in_user(), key)
     try:
         data = await read_form(
-            CommentIn, await request.form, authorise=_may_write_issues(issue.project_id)
+            CommentIn, await request.form, authorise=_may_write_issues(issue.project.id)
         )
         comment = await comments.add_comment(session, logged_in_user(), issue.id, data.body)
     except Invalid as refusal:

@@ -36,29 +36,34 @@ class PageCache:
     def __init__(self, max_bytes: int, max_age_seconds: float) -> None:
         self.max_bytes = max_bytes
         self.max_age_seconds = max_age_seconds
-        self.parts: OrderedDict[PartKey, tuple[float, str]] = OrderedDict()
+        # key -> (made at, HTML, what the part relied on beyond its key: see cached_part)
+        self.parts: OrderedDict[PartKey, tuple[float, str, Hashable]] = OrderedDict()
         self.size = 0
         self.renders = 0  # parts actually rendered (tests count them)
         # Random per worker, so that no text a user writes can stand for the token.
         self.csrf_placeholder = f"csrf-{secrets.token_urlsafe(18)}"
 
     def get(self, key: PartKey) -> str | None:
+        found = self.get_with_proof(key)
+        return found[0] if found is not None else None
+
+    def get_with_proof(self, key: PartKey) -> tuple[str, Hashable] | None:
         found = self.parts.get(key)
         if found is None:
             return None
-        made_at, html = found
+        made_at, html, proof = found
         if time.monotonic() - made_at > self.max_age_seconds:
             self._drop(key)
             return None
         self.parts.move_to_end(key)
-        return html
+        return html, proof
 
-    def put(self, key: PartKey, html: str) -> None:
+    def put(self, key: PartKey, html: str, proof: Hashable = None) -> None:
         if key in self.parts:
             self._drop(key)
         if len(html) > self.max_bytes:
             return
-        self.parts[key] = (time.monotonic(), html)
+        self.parts[key] = (time.monotonic(), html, proof)
         self.size += len(html)
         while self.size > self.max_bytes:
             self._drop(next(iter(self.parts)))
@@ -72,7 +77,7 @@ class PageCache:
         self.size = 0
 
     def _drop(self, key: PartKey) -> None:
-        _, html = self.parts.pop(key)
+        _, html, _ = self.parts.pop(key)
         self.size -= len(html)
 
 
@@ -109,17 +114,40 @@ async def cached_part(key: PartKey | None, render: Callable[[], Awaitable[str]])
     """The part `render` makes, from the cache when it holds `key`, with this request's CSRF
     token in its forms. A key of None renders afresh and keeps nothing (an error shown once).
     """
+
+    async def render_without_proof() -> tuple[str, Hashable]:
+        return await render(), None
+
+    return await proven_part(key, render_without_proof, None)
+
+
+# Whether what a kept part relied on beyond its key (its proof) still holds.
+Recheck = Callable[[Any], Awaitable[bool]]
+
+
+async def proven_part(
+    key: PartKey | None,
+    render: Callable[[], Awaitable[tuple[str, Hashable]]],
+    recheck: Recheck | None,
+) -> Markup:
+    """cached_part for a part that relies on more than its key can say: `render` returns the
+    HTML and a proof of that (the issues its texts link to, say), and a kept part serves again
+    only while `recheck(proof)` says it still holds."""
     cache = page_cache()
-    html = cache.get(key) if key is not None else None
-    if html is None:
+    found = cache.get_with_proof(key) if key is not None else None
+    if found is not None and recheck is not None and not await recheck(found[1]):
+        found = None
+    if found is None:
         g.rendering_shared_part = True
         try:
-            html = await render()
+            html, proof = await render()
         finally:
             g.rendering_shared_part = False
         cache.renders += 1
         if key is not None:
-            cache.put(key, html)
+            cache.put(key, html, proof)
+    else:
+        html = found[0]
     # Safe: the part's template escaped what it shows, and the token is ours.
     return Markup(html.replace(cache.csrf_placeholder, csrf_token()))  # noqa: S704
 

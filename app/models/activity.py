@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -18,7 +18,20 @@ class Activity(Base):
     so a live client that saw event n of a project needs exactly the rows with seq > n."""
 
     __tablename__ = "activity"
-    __table_args__ = (UniqueConstraint("project_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "seq"),
+        # An issue's latest event (what its kept page is keyed by), and its history in order.
+        Index("ix_activity_issue_id_seq", "issue_id", "seq"),
+        # A project's latest change to itself (labels, workflow, members, settings): the other
+        # half of that key, found without walking the project's issue events.
+        Index(
+            "ix_activity_project_id_seq_project_events",
+            "project_id",
+            "seq",
+            postgresql_where=text("issue_id IS NULL"),
+            sqlite_where=text("issue_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
@@ -26,9 +39,7 @@ class Activity(Base):
     seq: Mapped[int] = mapped_column(Integer, nullable=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     # Kept when the issue is deleted: the log is history. The issue's number stays in payload.
-    issue_id: Mapped[int | None] = mapped_column(
-        ForeignKey("issue.id", ondelete="SET NULL"), index=True
-    )
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issue.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(
         JSON().with_variant(JSONB(), "postgresql"), default=dict

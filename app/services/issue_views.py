@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -74,23 +74,40 @@ async def get_issue_by_key(session: AsyncSession, actor: User | None, key: str) 
 
 @dataclass
 class IssueHeading:
-    """What names an issue, and what its page is kept by: its project (with the counter that
-    every change bumps) and whether the viewer watches it."""
+    """What names an issue, and what its page is kept by: its project, whether the viewer
+    watches it, the seq of the issue's latest event (every change of its own: fields, comments)
+    and of its project's latest change to itself (labels, workflow, members, settings)."""
 
     id: int
     number: int
     title: str
     project: Project
     watching: bool
+    issue_seq: int | None = None
+    project_seq: int | None = None
 
     @property
     def key(self) -> str:
         return f"{self.project.key}-{self.number}"
 
 
+# The two halves of a kept issue page's state, each one index probe (models/activity.py).
+_ISSUE_SEQ = select(func.max(Activity.seq)).where(Activity.issue_id == Issue.id).scalar_subquery()
+_PROJECT_SEQ = (
+    select(func.max(Activity.seq))
+    .where(Activity.project_id == Project.id, Activity.issue_id.is_(None))
+    .scalar_subquery()
+)
+
 # An issue page's first query, built once (see access.PROJECT_WITH_ROLE).
 ISSUE_HEADING = (
-    PROJECT_WITH_ROLE.add_columns(Issue.id, Issue.title, Watcher.watching)
+    PROJECT_WITH_ROLE.add_columns(
+        Issue.id,
+        Issue.title,
+        Watcher.watching,
+        _ISSUE_SEQ.label("issue_seq"),
+        _PROJECT_SEQ.label("project_seq"),
+    )
     .outerjoin(Issue, and_(Issue.project_id == Project.id, Issue.number == bindparam("number")))
     .outerjoin(
         Watcher,
@@ -119,7 +136,15 @@ async def issue_heading(session: AsyncSession, actor: User | None, key: str) -> 
     await require_readable(session, actor, project, row.role, missing=missing)
     if row.id is None:
         raise NotFound(missing)
-    return IssueHeading(row.id, int(number), row.title, project, bool(row.watching))
+    return IssueHeading(
+        row.id,
+        int(number),
+        row.title,
+        project,
+        bool(row.watching),
+        row.issue_seq,
+        row.project_seq,
+    )
 
 
 @dataclass

@@ -74,6 +74,44 @@ async def test_a_change_made_by_someone_else_shows_on_the_next_view(app: Quart) 
     assert "<strong>iOS 19</strong>" in await page(t.owner_client, path)
 
 
+async def test_an_issue_page_stays_kept_while_only_other_issues_change(app: Quart) -> None:
+    """Kept per state of the issue (decision 0016): a change to another issue of the project
+    leaves it kept; its own change, a comment, and a change to the project itself do not."""
+    t = await team(app)
+    path, other = await an_issue(t), await an_issue(t, "Another one")
+    cache = app.extensions["page_cache"]
+    await page(t.owner_client, path)
+    renders = cache.renders
+    async with await session_of(app) as session:
+        found = await issue_views.get_issue_by_key(session, t.member, other.lstrip("/"))
+        await issues.update_issue(
+            session, t.member, found.id, IssueChanges(priority="high"), expected_version=None
+        )
+    await page(t.owner_client, path)
+    assert cache.renders == renders, "another issue's change made this page again"
+
+    async with await session_of(app) as session:
+        shown = await issue_views.get_issue_by_key(session, t.member, path.lstrip("/"))
+        await comments.add_comment(session, t.member, shown.id, "Reproduced on *staging*")
+    assert "<em>staging</em>" in await page(t.owner_client, path)
+    async with await session_of(app) as session:
+        await projects.save_label(session, t.owner, t.project_id, name="triage", color="#00ff00")
+    assert ">triage<" in await page(t.owner_client, path)  # a change to the project itself
+
+
+async def test_an_issue_named_in_a_kept_page_becomes_a_link_once_it_exists(app: Quart) -> None:
+    t = await team(app)
+    path = await an_issue(t)
+    number = int(path.rsplit("-", 1)[1])
+    named = f"LIVE-{number + 1}"  # the next issue, not made yet
+    async with await session_of(app) as session:
+        found = await issue_views.get_issue_by_key(session, t.member, path.lstrip("/"))
+        await comments.add_comment(session, t.member, found.id, f"Same as {named}?")
+    assert f'href="/{named}"' not in await page(t.owner_client, path)  # kept so
+    assert f"/{named}" == await an_issue(t, "The same bug")
+    assert f'href="/{named}"' in await page(t.owner_client, path)
+
+
 async def test_each_browser_gets_its_own_csrf_token_in_a_kept_page(app: Quart) -> None:
     t = await team(app)
     path = await an_issue(t)

@@ -57,28 +57,28 @@ TEXTS = [
 async def test_references_are_the_issues_the_viewer_may_read(
     session: AsyncSession, tracker: dict
 ) -> None:
-    _, references = await link_targets(session, tracker["reader"], TEXTS)
+    targets = await link_targets(session, tracker["reader"], TEXTS)
+    references = targets.references
     assert references == {"PUB-1": "/PUB-1", "MINE-1": "/MINE-1"}
+    assert {"PUB-1", "MINE-1", "SEC-1"} <= targets.named  # named, whether readable or not
     html = str(render_markdown(TEXTS[0], references=references))
     assert reference("PUB-1") in html and reference("MINE-1") in html
     assert "SEC-1" in html and 'href="/SEC-1"' not in html
 
 
 async def test_an_outsider_sees_only_public_issues(session: AsyncSession, tracker: dict) -> None:
-    _, references = await link_targets(session, tracker["outsider"], TEXTS)
-    assert references == {"PUB-1": "/PUB-1"}
+    targets = await link_targets(session, tracker["outsider"], TEXTS)
+    assert targets.references == {"PUB-1": "/PUB-1"}
 
 
 async def test_an_anonymous_reader_gets_no_references(session: AsyncSession, tracker: dict) -> None:
-    _, references = await link_targets(session, None, TEXTS)
-    assert references == {}
+    assert (await link_targets(session, None, TEXTS)).references == {}
 
 
 async def test_mentions_are_the_people_who_exist(session: AsyncSession, tracker: dict) -> None:
     handle = tracker["reader"].handle
     texts = [f"@{handle} and @{handle.upper()}", "@nobody-here, `@" + tracker["owner"].handle + "`"]
-    mentions, _ = await link_targets(session, None, texts)
-    assert mentions == {handle: f"/u/{handle}"}
+    assert (await link_targets(session, None, texts)).mentions == {handle: f"/u/{handle}"}
 
 
 async def test_link_targets_asks_once_for_people_and_once_for_issues(
@@ -87,13 +87,12 @@ async def test_link_targets_asks_once_for_people_and_once_for_issues(
     handles = [tracker[name].handle for name in ("owner", "reader", "outsider")]
     texts = [f"@{handle} on PUB-1, MINE-1, SEC-1" for handle in handles] * 20
     with counting_statements(session) as statements:
-        mentions, references = await link_targets(session, tracker["reader"], texts)
+        targets = await link_targets(session, tracker["reader"], texts)
     assert len(statements) == 2
-    assert set(mentions) == set(handles) and set(references) == {"PUB-1", "MINE-1"}
+    assert set(targets.mentions) == set(handles)
+    assert set(targets.references) == {"PUB-1", "MINE-1"}
 
     with counting_statements(session) as statements:
-        assert await link_targets(session, tracker["reader"], ["no names", "`@x WEB-1`"]) == (
-            {},
-            {},
-        )
+        nothing = await link_targets(session, tracker["reader"], ["no names", "`@x WEB-1`"])
+    assert (nothing.mentions, nothing.references, nothing.named) == ({}, {}, frozenset())
     assert statements == []
