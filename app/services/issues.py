@@ -95,6 +95,8 @@ async def _labels_of(
     session: AsyncSession, project_id: int, label_ids: Iterable[int]
 ) -> list[Label]:
     wanted = set(label_ids)
+    if not wanted:
+        return []
     labels = list(
         await session.scalars(
             select(Label)
