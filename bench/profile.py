@@ -5,8 +5,11 @@ at a time, as one logged-in bench user (the same pages as bench.load). It prints
 wall and CPU milliseconds per request of this process (the database server's own time is not in
 the CPU column), and the same of bench.ceiling's route, so that the cost of a page can be read as
 a multiple of the stack's ceiling before any load is put on it. With --profile NAME it prints
-pyinstrument's tree of that page's requests; with --cold every request renders its page part
-again, as the first view after a change does (the board's cards stay cached).
+pyinstrument's tree of that page's requests (with --after-change, the changes' too). With --cold
+every request renders everything again, nothing kept (the board's cards stay cached); with
+--after-change a real change to the page's project (issue 1's priority, through the service)
+comes before every request, untimed: the first view after a change on a live board, where what
+the change leaves valid (the sidebar, other projects' parts) is still served kept.
 
     .venv/bin/python -m bench.profile --database-url postgresql://postgres@127.0.0.1/issues_bench
 """
@@ -15,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -23,6 +28,8 @@ from quart import Quart
 from sqlalchemy import text
 
 from app import create_app
+from app.models import User
+from app.services import issues
 from bench import ceiling
 from bench.data import normalise_database_url
 from bench.load import World, discover
@@ -40,24 +47,68 @@ class Timing:
     size: int
 
 
+Change = Callable[[str], Awaitable[None]]
+
+
 async def time_page(
-    app: Quart, name: str, paths: list[str], cookies: dict[str, str], runs: int, *, cold: bool
+    app: Quart,
+    name: str,
+    paths: list[str],
+    cookies: dict[str, str],
+    runs: int,
+    *,
+    cold: bool,
+    change: Change | None = None,
 ) -> Timing:
+    """Ask for `paths` in turn. `cold` forgets every kept part before each request; `change`
+    makes a real change to the page's project before it (not timed), so that what a change
+    leaves valid (the sidebar, say) is still served kept, as after a change on a live board."""
     client = app.test_client()
     for cookie, value in cookies.items():
         client.set_cookie("127.0.0.1", cookie, value)
     for path in paths[:3]:  # warm-up: caches, pool, templates
         await client.get(path)
     status, size = 0, 0
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall = cpu = 0.0
     kept = app.extensions.get("page_cache")
     for n in range(runs):
+        path = paths[n % len(paths)]
         if cold and kept is not None:
-            kept.clear()  # every view as the first one since the project changed
-        response = await client.get(paths[n % len(paths)])
+            kept.clear()  # every view as the first one, with nothing kept at all
+        if change is not None:
+            await change(path)
+        started, started_cpu = time.perf_counter(), time.process_time()
+        response = await client.get(path)
         status, size = response.status_code, len(await response.get_data())
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        wall += time.perf_counter() - started
+        cpu += time.process_time() - started_cpu
     return Timing(name, runs, wall * 1000 / runs, cpu * 1000 / runs, status, size)
+
+
+def changer(app: Quart, world: World, editor_id: int) -> Change:
+    """A change in the project a path shows (search: in one of the viewer's projects): issue 1
+    of that project gets another priority, through the service, as a person would."""
+    priorities = ("low", "medium")
+    toggles: dict[str, int] = {}
+    project_of_path = re.compile(r"^/(?:p/)?([A-Z][A-Z0-9]*)")
+
+    async def change(path: str) -> None:
+        found = project_of_path.match(path)
+        key = found.group(1) if found and not path.startswith("/search") else world.list_key
+        async with app.extensions["database"].sessionmaker() as session:
+            editor = await session.get_one(User, editor_id)
+            issue_id = await session.scalar(
+                text(
+                    "SELECT issue.id FROM issue JOIN project ON project.id = issue.project_id "
+                    "WHERE project.key = :key AND issue.number = 1"
+                ),
+                {"key": key},
+            )
+            toggles[key] = 1 - toggles.get(key, 0)
+            changes = issues.IssueChanges(priority=priorities[toggles[key]])
+            await issues.update_issue(session, editor, issue_id, changes, expected_version=None)
+
+    return change
 
 
 async def time_writes(app: Quart, world: World, cookies: dict[str, str], runs: int) -> Timing:
@@ -151,8 +202,11 @@ async def main(arguments: argparse.Namespace) -> None:
             if name == "write":
                 timing = await time_writes(app, world, cookies, arguments.runs)
             else:
+                change = (
+                    changer(app, world, 1) if arguments.after_change and name != "ceiling" else None
+                )
                 timing = await time_page(
-                    target, name, paths, cookies, arguments.runs, cold=arguments.cold
+                    target, name, paths, cookies, arguments.runs, cold=arguments.cold, change=change
                 )
             timings.append(timing)
             if name == arguments.profile and profiler is not None:
@@ -181,6 +235,11 @@ if __name__ == "__main__":
     parser.add_argument("--profile", default="", help="a page to profile with pyinstrument")
     parser.add_argument(
         "--cold", action="store_true", help="forget kept page parts before every request"
+    )
+    parser.add_argument(
+        "--after-change",
+        action="store_true",
+        help="before every request, change an issue of the page's project (not timed)",
     )
     parser.add_argument("--list-query", default="is:open sort:updated-desc")
     parser.add_argument("--search-query", default="webhook")
