@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -283,6 +284,8 @@ async def test_a_client_past_the_log_is_told_to_resync_and_the_stream_ends(
 
 
 def _ours(thing: object) -> bool:
+    if type(thing) in (weakref.ProxyType, weakref.CallableProxyType):
+        return False  # a proxy to what is gone: isinstance would raise ReferenceError
     if isinstance(thing, EventStream | Subscriber | Mailbox | LeanEventStream):
         return True
     code = getattr(thing, "cr_code", None) or getattr(thing, "ag_code", None)
