@@ -298,3 +298,102 @@ async def test_a_comment_and_an_edit_appear_on_an_issue_page_someone_has_open(
     await expect(ann.locator(".alert")).to_have_count(0)
     await ann.screenshot(path=screenshot_path("issue-live"), full_page=True)
     assert problems == []
+
+
+async def long_board(server: LiveServer, todo: int) -> None:
+    """The shared board, with `todo` more cards in its second column (WEB-4 on)."""
+    await shared_board(server)
+    async with server.app.extensions["database"].sessionmaker() as session:
+        ann = await session.scalar(select(User).where(User.email == "ann@example.com"))
+        session.expunge(ann)
+        second = (await projects.workflow(session, 1))[1]
+        for n in range(todo):
+            await issues.create_issue(
+                session, ann, 1, title=f"Planned {n + 4}", status_id=second.id
+            )
+
+
+async def scroll_to_the_end(page: Page) -> None:
+    """Scroll the board's area down as a person does, with the mouse wheel."""
+    await page.locator("#board").hover()
+    for _ in range(3):
+        await page.mouse.wheel(0, 20000)
+
+
+async def test_a_long_column_shows_fifty_cards_and_more_as_it_is_scrolled(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    await long_board(live_server, 120)
+    ann, problems = await open_page(browser, live_server, "ann@example.com", "/p/WEB/board")
+    todo = ann.locator(".board-column").nth(1)
+    await expect(todo.locator(".board-card")).to_have_count(50)
+    await expect(todo.locator("[data-count-for]")).to_have_text("120")
+    for shown in (100, 120):
+        await scroll_to_the_end(ann)
+        await expect(todo.locator(".board-card")).to_have_count(shown)
+    await expect(todo.locator("[data-more-cards]")).to_have_count(0)  # the column is whole
+    keys = await todo.locator(".board-card").evaluate_all("cards => cards.map(c => c.dataset.key)")
+    assert keys == [f"WEB-{n}" for n in range(4, 124)]
+    await expect(todo.locator("[data-count-for]")).to_have_text("120")
+    assert problems == []
+
+
+async def test_a_live_move_beyond_the_loaded_cards_counts_but_shows_only_when_scrolled_to(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    await long_board(live_server, 60)  # Backlog: WEB-1 to 3; Todo: WEB-4 to 63
+    ann, problems = await open_page(browser, live_server, "ann@example.com", "/p/WEB/board")
+    bob, _ = await open_page(browser, live_server, "bob@example.com", "/p/WEB/board")
+    ann_columns, bob_columns = ann.locator(".board-column"), bob.locator(".board-column")
+    await scroll_to_the_end(bob)  # Bob sees the whole of Todo, Ann its first 50
+    await expect(bob_columns.nth(1).locator(".board-card")).to_have_count(60)
+    await expect(ann_columns.nth(1).locator(".board-card")).to_have_count(50)
+
+    # Bob moves WEB-1 to the bottom of Todo: past the cards Ann has loaded.
+    checkout = bob.locator("#board .board-card", has_text="Checkout fails")
+    await checkout.focus()
+    await checkout.press("Shift+ArrowRight")
+    await expect(ann_columns.nth(1).locator("[data-count-for]")).to_have_text("61")
+    await expect(ann_columns.nth(0).locator("[data-count-for]")).to_have_text("2")
+    await expect(ann.locator("#board .board-card", has_text="Checkout fails")).to_have_count(0)
+    await expect(ann_columns.nth(1).locator(".board-card")).to_have_count(50)
+
+    # Bob moves WEB-60, which Ann has not loaded, back to Backlog: her counts come from the
+    # server, and the card shows at the bottom of her (whole) Backlog.
+    planned = bob.locator("#board .board-card", has_text="Planned 60")
+    await planned.focus()
+    await planned.press("Shift+ArrowLeft")
+    await expect(ann_columns.nth(0).locator(".board-card").last).to_contain_text("Planned 60")
+    await expect(ann_columns.nth(0).locator("[data-count-for]")).to_have_text("3")
+    await expect(ann_columns.nth(1).locator("[data-count-for]")).to_have_text("60")
+
+    # Scrolled to, Todo's last cards come in board order, WEB-1 at the bottom, none twice.
+    await scroll_to_the_end(ann)
+    await expect(ann_columns.nth(1).locator(".board-card")).to_have_count(60)
+    keys = await (
+        ann_columns.nth(1)
+        .locator(".board-card")
+        .evaluate_all("cards => cards.map(c => c.dataset.key)")
+    )
+    assert keys == [f"WEB-{n}" for n in range(4, 64) if n != 60] + ["WEB-1"]
+    await expect(ann_columns.nth(1).locator("[data-count-for]")).to_have_text("60")
+    assert problems == []
+
+
+async def test_a_filter_finds_cards_the_column_had_not_loaded(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    await long_board(live_server, 60)
+    ann, problems = await open_page(browser, live_server, "ann@example.com", "/p/WEB/board")
+    todo = ann.locator(".board-column").nth(1)
+    await expect(todo.locator(".board-card", has_text="Planned 63")).to_have_count(0)
+    await ann.get_by_label("Filter cards by text").fill("planned 6")
+    await expect(todo.locator(".board-card")).to_have_count(5)  # Planned 6 and 60 to 63
+    await expect(todo.locator("[data-count-for]")).to_have_text("5")
+    await expect(todo.locator(".board-card").last).to_contain_text("Planned 63")
+    await expect(ann.locator(".board-column").nth(0).locator("[data-count-for]")).to_have_text("0")
+    assert "text=planned" in ann.url  # a reload keeps the filter
+    await ann.get_by_label("Filter cards by text").fill("")
+    await expect(todo.locator("[data-count-for]")).to_have_text("60")
+    await expect(todo.locator(".board-card")).to_have_count(50)
+    assert problems == []

@@ -1,5 +1,6 @@
 // Issues: the board. Cards move where the server says, for every open browser; a person moves
-// them by dragging, with a card's menu, or with Shift+arrows.
+// them by dragging, with a card's menu, or with Shift+arrows. A column shows its first cards and
+// loads more as its end comes into view (or its "More cards" link is followed).
 "use strict";
 
 (() => {
@@ -7,8 +8,14 @@
   if (!board) return;
   const withLanes = board.dataset.lanes === "assignee";
   const notice = (text) => (window.issuesNotice ? window.issuesNotice(text) : null);
+  const paint = (element) => (window.issuesPaint ? window.issuesPaint(element) : null);
 
   // --- Where cards go -------------------------------------------------------------------------
+  // Cards are in board order, (position, id), in every list; a column's loaded part is every
+  // card up to its last one on screen: a card placed after it stays out until it is scrolled to.
+  const placeOf = (card) => [Number(card.dataset.position), Number(card.dataset.issueId)];
+  const isBefore = (a, b) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+
   function laneOf(card) {
     if (!withLanes) return board;
     const handle = card.dataset.assignee || "";
@@ -35,19 +42,27 @@
     return laneOf(card).querySelector(`.column-cards[data-status-id="${card.dataset.statusId}"]`);
   }
 
-  function recount() {
-    const filtering = filters && [...filters.querySelectorAll("[data-filter]")].some((f) => f.value);
-    board.querySelectorAll("[data-count-for]").forEach((count) => {
-      const list = `.column-cards[data-status-id="${count.dataset.countFor}"]`;
-      const shown = board.querySelectorAll(`${list} .board-card:not([hidden])`).length;
-      // A long column shows its first cards only; unfiltered, the count includes the rest.
-      const more = board.querySelector(`${list} ~ [data-hidden-cards]`);
-      count.textContent = shown + (more && !filtering ? Number(more.dataset.hiddenCards) : 0);
-    });
-    board.querySelectorAll(".lane").forEach((lane) => {
-      lane.querySelector("[data-lane-count]").textContent =
-        lane.querySelectorAll(".board-card:not([hidden])").length;
-    });
+  // The link to a column's next cards; none when the column is shown whole.
+  const moreOf = (statusId) => board.querySelector(`.column-more[data-more-for="${statusId}"]`);
+
+  // The last card of a column on screen (null if none), in every lane.
+  function lastLoaded(statusId) {
+    let last = null;
+    board.querySelectorAll(`.column-cards[data-status-id="${statusId}"] > .board-card`)
+      .forEach((card) => { if (!last || isBefore(placeOf(last), placeOf(card))) last = card; });
+    return last;
+  }
+
+  function inLoadedPart(statusId, place) {
+    if (!moreOf(statusId)) return true;
+    const last = lastLoaded(statusId);
+    return last !== null && !isBefore(placeOf(last), place);
+  }
+
+  function insertInOrder(list, card) {
+    const place = placeOf(card);
+    const after = [...list.children].find((other) => isBefore(place, placeOf(other)));
+    list.insertBefore(card, after || null);
   }
 
   function prepare(card) {
@@ -57,44 +72,238 @@
     if (button) button.hidden = false;
   }
 
-  function placeCard(html) {
+  // --- The filters the board was read with (the server's; the same rules for live cards) -----
+  function matchesFilters(card) {
+    const { filterText: text, filterType: type, filterAssignee: assignee,
+            filterLabel: label } = board.dataset;
+    const title = card.querySelector(".card-title");
+    const shown = `${card.dataset.key} ${title ? title.textContent : ""}`.toLowerCase();
+    const labels = (card.dataset.labels || "").toLowerCase().split(",");
+    return (!text || shown.includes(text))
+      && (!type || card.dataset.type === type)
+      && (!assignee || (card.dataset.assignee || "").toLowerCase().startsWith(assignee))
+      && (!label || labels.includes(label));
+  }
+
+  // --- Counts: the server's whole counts, moved by live events ---------------------------------
+  // A column's count is of all its cards under the filters, loaded or not. A card on screen
+  // knows where it is counted (data-counted-in); a live event moves that count. For a card not
+  // on screen the board cannot know where it was counted, so it asks the server for the counts,
+  // which come with the event counter they were read at: events up to it are in them already,
+  // and the changes of later ones are applied again on top.
+  let countsSeq = Number(board.dataset.countsSeq || 0);
+  let changes = []; // {seq, statusId, delta} of events after countsSeq
+
+  function countOf(statusId) {
+    return board.querySelector(`[data-count-for="${statusId}"]`);
+  }
+
+  function bump(statusId, delta, seq) {
+    if (!statusId) return;
+    const count = countOf(statusId);
+    if (!count) return;
+    count.textContent = Number(count.textContent) + delta;
+    changes.push({ seq, statusId, delta });
+  }
+
+  function countIn(cards, statusId) {
+    cards.forEach((card) => { card.dataset.countedIn = statusId || card.dataset.statusId; });
+  }
+
+  let countsAsked = null;
+  let askAgain = false;
+  function refreshCounts() {
+    if (countsAsked) {
+      askAgain = true;
+      return;
+    }
+    countsAsked = (async () => {
+      // Events come in bursts, to every open board: wait a moment, not all at the same one.
+      await new Promise((done) => setTimeout(done, 100 + Math.random() * 400));
+      do {
+        askAgain = false;
+        const response = await fetch(board.dataset.countsUrl, {
+          headers: { Accept: "application/json" },
+        }).catch(() => null);
+        const answer = response && response.ok ? await response.json().catch(() => null) : null;
+        if (answer && answer.counts) applyCounts(answer);
+      } while (askAgain);
+      countsAsked = null;
+    })();
+  }
+
+  function applyCounts({ seq, counts }) {
+    if (seq < countsSeq) return;
+    changes = changes.filter((change) => change.seq > seq);
+    board.querySelectorAll("[data-count-for]").forEach((count) => {
+      const id = count.dataset.countFor;
+      const later = changes.filter((change) => change.statusId === id)
+        .reduce((sum, change) => sum + change.delta, 0);
+      count.textContent = Number(counts[id] || 0) + later;
+    });
+    countsSeq = seq;
+  }
+
+  function recountLanes() {
+    // A lane counts the cards it shows (a column's count is the whole column's).
+    board.querySelectorAll(".lane").forEach((lane) => {
+      lane.querySelector("[data-lane-count]").textContent =
+        lane.querySelectorAll(".board-card").length;
+    });
+  }
+
+  // --- Live events ----------------------------------------------------------------------------
+  const seenVersions = new Map(); // issue id -> newest version an event showed
+  let missed = null; // while the board is read again: the events that came meanwhile
+
+  function placeCard(html, { seq, kind }) {
     const template = document.createElement("template");
     template.innerHTML = html.trim();
     const card = template.content.firstElementChild;
+    const version = Number(card.dataset.version);
+    seenVersions.set(card.id, Math.max(version, seenVersions.get(card.id) || 0));
     const existing = document.getElementById(card.id);
+    const statusId = card.dataset.statusId;
+    const counted = matchesFilters(card) ? statusId : "";
+    // The count moves from where the card was counted to where it is now.
+    if (existing || kind === "issue.created") {
+      const from = existing ? existing.dataset.countedIn || "" : "";
+      if (from !== counted && seq > countsSeq) {
+        bump(from, -1, seq);
+        bump(counted, 1, seq);
+      }
+      if (existing) existing.dataset.countedIn = counted;
+    } else if (kind === "issue.updated" || kind === "issue.moved") {
+      refreshCounts(); // a card not on screen: where was it counted?
+    }
+    if (!existing && !(kind === "issue.created" || kind === "issue.updated"
+                       || kind === "issue.moved")) return; // a comment on a card not shown
     // Our own move is already on screen: an event for a version we show changes nothing
     // (unless that card sits in another column than its own, as a board read mid-change can).
-    if (existing && Number(existing.dataset.version) >= Number(card.dataset.version)
+    if (existing && Number(existing.dataset.version) >= version
         && existing.closest(".column-cards").dataset.statusId === existing.dataset.statusId) return;
-    const target = column(card);
-    if (!target) return;
     const hadFocus = existing && existing.contains(document.activeElement);
     if (existing) existing.remove();
-    const position = Number(card.dataset.position);
-    const after = [...target.children].find((other) => Number(other.dataset.position) > position);
-    target.insertBefore(card, after || null);
+    const more = moreOf(statusId);
+    if (more && more.dataset.next === card.dataset.issueId) {
+      // The first card after the loaded part moved: ask which one is first now.
+      more.dataset.next = "";
+      loadMore(more);
+    }
+    const target = column(card);
+    // Filtered out, or beyond the loaded part (it shows when the column is scrolled to it).
+    if (!target || !counted || !inLoadedPart(statusId, placeOf(card))) {
+      recountLanes();
+      return;
+    }
+    card.dataset.countedIn = counted;
+    insertInOrder(target, card);
     prepare(card);
     if (hadFocus) card.focus();
     card.classList.add("flash-card");
     setTimeout(() => card.classList.remove("flash-card"), 1500);
-    if (window.issuesPaint) window.issuesPaint(card);
-    applyFilters();
+    paint(card);
+    recountLanes();
   }
 
   document.addEventListener("issues:live", (event) => {
-    if (event.detail.data.card) placeCard(event.detail.data.card);
+    const { data, seq, kind } = event.detail;
+    if (!data.card) return;
+    if (missed) missed.push(event.detail);
+    placeCard(data.card, { seq, kind });
+  });
+
+  // --- More cards -----------------------------------------------------------------------------
+  async function loadMore(more) {
+    if (more.dataset.loading) return;
+    more.dataset.loading = "true";
+    const statusId = more.dataset.moreFor;
+    const link = more.querySelector("[data-more-cards]");
+    const url = new URL(link.href, window.location.href);
+    const last = lastLoaded(statusId);
+    if (last) url.searchParams.set("after", placeOf(last).join(":"));
+    else url.searchParams.delete("after");
+    const response = await fetch(url, {
+      headers: { "HX-Request": "true", Accept: "text/html" },
+    }).catch(() => null);
+    const template = document.createElement("template");
+    template.innerHTML = response && response.ok ? await response.text() : "";
+    const page = template.content.querySelector(`[data-page-of="${statusId}"]`);
+    if (!page) { // refused, signed out (a login page), or offline: the link stays to try again
+      delete more.dataset.loading;
+      notice("More cards could not be loaded. Try again.");
+      return;
+    }
+    if (!more.isConnected) return; // the board was read again meanwhile
+    const hadFocus = more.contains(document.activeElement);
+    let first = null;
+    for (const card of [...page.querySelectorAll(".board-card")]) {
+      // On screen already (an event brought it), or older than what an event said of it.
+      if (document.getElementById(card.id)) continue;
+      if ((seenVersions.get(card.id) || 0) > Number(card.dataset.version)) continue;
+      const list = column(card);
+      if (!list) continue;
+      card.dataset.countedIn = statusId;
+      insertInOrder(list, card);
+      prepare(card);
+      paint(card);
+      first = first || card;
+    }
+    const next = template.content.querySelector(".column-more");
+    if (next) {
+      more.replaceWith(next);
+      watchForMore(next);
+    } else {
+      more.remove();
+    }
+    recountLanes();
+    if (hadFocus) {
+      const focus = first || (next && next.querySelector("[data-more-cards]"));
+      if (focus) focus.focus();
+    }
+  }
+
+  // A column's end coming into view (within a screenful) loads its next cards.
+  const seeing = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (entry.isIntersecting) loadMore(entry.target);
+    }
+  }, { root: board, rootMargin: "400px" }) : null;
+  function watchForMore(more) {
+    if (seeing) seeing.observe(more);
+  }
+  function watchAllForMore() {
+    if (seeing) seeing.disconnect();
+    board.querySelectorAll(".column-more").forEach(watchForMore);
+  }
+  board.addEventListener("click", (event) => {
+    const link = event.target.closest("[data-more-cards]");
+    if (!link) return;
+    event.preventDefault();
+    loadMore(link.closest(".column-more"));
   });
 
   // --- Moving cards ---------------------------------------------------------------------------
-  async function saveMove(card, before) {
+  // The card a moved card goes above: its new neighbour below, or, at the end of a column's
+  // loaded part, the first card not loaded (nothing: the bottom of a column shown whole).
+  function beforeOf(card, below) {
+    if (below) return below.dataset.issueId;
+    const more = moreOf(card.closest(".column-cards").dataset.statusId);
+    return more ? more.dataset.next || "" : "";
+  }
+
+  async function saveMove(card, below) {
     const target = card.closest(".column-cards");
     const body = new URLSearchParams({
       issue: card.dataset.issueId,
       status: target.dataset.statusId,
       version: card.dataset.version,
-      before: before ? before.dataset.issueId : "",
+      before: beforeOf(card, below),
     });
-    recount();
+    // Only while a column's first card after its loaded part is being asked for again: to the
+    // column's bottom, which is not on screen.
+    const toBottom = !body.get("before") && moreOf(target.dataset.statusId);
+    recountLanes();
     const response = await fetch(board.dataset.moveUrl, {
       method: "POST",
       headers: { "X-CSRF-Token": board.dataset.csrf, Accept: "application/json" },
@@ -104,6 +313,19 @@
     if (response && response.ok) {
       card.dataset.version = answer.version;
       card.dataset.statusId = answer.status_id;
+      card.dataset.position = answer.position;
+      if (toBottom) {
+        card.remove();
+        recountLanes();
+        return;
+      }
+      // A column with no room left between two cards was renumbered: the positions this
+      // board shows are old, so read it again.
+      const list = card.closest(".column-cards");
+      const above = card.previousElementSibling;
+      const next = card.nextElementSibling;
+      if (list && ((above && !isBefore(placeOf(above), placeOf(card)))
+                   || (next && !isBefore(placeOf(card), placeOf(next))))) await reloadCards();
       return;
     }
     // Refused (someone moved or edited it first), or the network failed: put the board back
@@ -113,15 +335,29 @@
   }
 
   async function reloadCards() {
-    const fresh = await fetch(window.location.href, { headers: { Accept: "text/html" } });
-    const page = new DOMParser().parseFromString(await fresh.text(), "text/html");
-    const freshBoard = page.getElementById("board");
+    missed = [];
+    const fresh = await fetch(window.location.href, { headers: { Accept: "text/html" } })
+      .catch(() => null);
+    const page = fresh && new DOMParser().parseFromString(await fresh.text(), "text/html");
+    const freshBoard = page && page.getElementById("board");
+    const meanwhile = missed;
+    missed = null;
     if (!freshBoard) return;
     board.replaceChildren(...freshBoard.childNodes);
-    board.querySelectorAll(".board-card").forEach(prepare);
+    for (const name of ["countsSeq", "countsUrl", "filterText", "filterType", "filterAssignee",
+                        "filterLabel"]) board.dataset[name] = freshBoard.dataset[name];
+    countsSeq = Number(board.dataset.countsSeq || 0);
+    changes = [];
+    const cards = board.querySelectorAll(".board-card");
+    cards.forEach(prepare);
+    countIn(cards);
     setUpDragging();
-    if (window.issuesPaint) window.issuesPaint(board);
-    applyFilters();
+    watchAllForMore();
+    paint(board);
+    recountLanes();
+    // What came while the board was read: applied again, by version (those it holds change
+    // nothing).
+    for (const event of meanwhile) placeCard(event.data.card, event);
   }
 
   // The lists a card can go to: its lane's (or the board's) columns, left to right.
@@ -138,23 +374,23 @@
   // Each way to move a card ends here: where it goes, then one save.
   function moveCard(card, how) {
     const here = card.closest(".column-cards");
-    let before;
+    let below;
     if (how === "up") {
       if (!card.previousElementSibling) return;
-      before = card.previousElementSibling;
-      here.insertBefore(card, before);
+      below = card.previousElementSibling;
+      here.insertBefore(card, below);
     } else if (how === "down") {
       if (!card.nextElementSibling) return;
-      before = card.nextElementSibling.nextElementSibling;
-      here.insertBefore(card, before);
+      below = card.nextElementSibling.nextElementSibling;
+      here.insertBefore(card, below);
     } else {
       const target = how instanceof Element ? how : null;
       if (!target || target === here) return;
-      before = null;
+      below = null; // below the column's loaded cards, where it stays in view
       target.appendChild(card);
     }
     card.focus();
-    saveMove(card, before);
+    saveMove(card, below);
   }
 
   // --- A card's menu: the keyboard's (and the mouse's) alternative to dragging -------------
@@ -225,6 +461,8 @@
     makeSortable(board);
   }
 
+  countIn(board.querySelectorAll(".board-card"));
+  watchAllForMore();
   if (board.dataset.writable === "true") {
     board.querySelectorAll(".board-card").forEach(prepare);
     setUpDragging();
@@ -262,26 +500,31 @@
     });
   }
 
-  // --- Filters --------------------------------------------------------------------------------
+  // --- Filters: the board is read again under them, at the server -----------------------------
   const filters = document.querySelector("[data-board-filters]");
-  function applyFilters() {
-    if (filters) {
-      const value = (name) =>
-        filters.querySelector(`[data-filter="${name}"]`).value.trim().toLowerCase();
-      const text = value("text"), type = value("type");
-      const assignee = value("assignee"), label = value("label");
-      board.querySelectorAll(".board-card").forEach((card) => {
-        const labels = (card.dataset.labels || "").toLowerCase().split(",");
-        card.hidden = !((!text || card.textContent.toLowerCase().includes(text))
-          && (!type || card.dataset.type === type)
-          && (!assignee || (card.dataset.assignee || "").startsWith(assignee.replace(/^@/, "")))
-          && (!label || labels.includes(label)));
-      });
-    }
-    recount();
-  }
   if (filters) {
-    filters.addEventListener("input", applyFilters);
-    filters.addEventListener("submit", (event) => event.preventDefault());
+    const submit = filters.querySelector("[data-filter-submit]");
+    if (submit) submit.hidden = true;
+    let typing = null;
+    const applyFilters = () => {
+      const url = new URL(window.location.href);
+      filters.querySelectorAll("[data-filter]").forEach((field) => {
+        const value = field.value.trim();
+        if (value) url.searchParams.set(field.name, value);
+        else url.searchParams.delete(field.name);
+      });
+      if (url.href === window.location.href) return;
+      window.history.replaceState(null, "", url);
+      reloadCards();
+    };
+    filters.addEventListener("input", () => {
+      clearTimeout(typing);
+      typing = setTimeout(applyFilters, 250);
+    });
+    filters.addEventListener("submit", (event) => {
+      event.preventDefault();
+      clearTimeout(typing);
+      applyFilters();
+    });
   }
 })();
