@@ -22,6 +22,7 @@ from app.errors import Forbidden, Invalid, NotFound
 from app.models import Issue, IssueSearch, Label, Project, SavedSearch, User, WorkflowStatus
 from app.services import comments, issues, search
 from app.services.search import SORTS, QueryError, finder
+from app.services.search.documents import DOCUMENT_MAX_BYTES
 from tests.factories import add_member, make_project, make_user
 from tests.services.test_query_language import QUERIES
 
@@ -127,6 +128,26 @@ async def test_refreshing_a_document_inserts_it_then_replaces_it(
     assert await found(session, world.alice, "login") == []
     assert await found(session, world.alice, "signup") == ["Signup fails"]
     assert await session.scalar(select(func.count()).select_from(IssueSearch)) == 1
+
+
+async def test_a_text_past_the_document_limit_is_cut_and_still_found(
+    session: AsyncSession, world: World
+) -> None:
+    """On PostgreSQL (whose tsvector has a size limit) a text past DOCUMENT_MAX_BYTES is cut
+    where a character is whole (two-byte letters here, so a cut by bytes could split one);
+    what comes before the cut is found. SQLite's FTS5 index takes it whole."""
+    long = "zebrafinch " + "é" * (DOCUMENT_MAX_BYTES // 2) + " lastword"
+    issue = await new_issue(session, world.alice, world.web, "Long one")
+    # Longer than a description may be: many comments' worth, written straight in.
+    await session.execute(update(Issue).where(Issue.id == issue.id).values(description=long))
+    await search.refresh_search_document(session, issue.id)
+    await session.commit()
+    assert await found(session, world.alice, "zebrafinch") == ["Long one"]
+    cut = session.get_bind().dialect.name == "postgresql"
+    assert await found(session, world.alice, "lastword") == ([] if cut else ["Long one"])
+    short = await new_issue(session, world.alice, world.web, "Short one")
+    await comments.add_comment(session, world.alice, short.id, "a quokka in the logs")
+    assert await found(session, world.alice, "quokka") == ["Short one"]
 
 
 async def test_refreshing_a_missing_issue_writes_nothing(session: AsyncSession) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, literal, literal_column, select, union_all
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +22,13 @@ async def refresh_search_document(session: AsyncSession, issue_id: int) -> None:
     Runs inside the caller's transaction and does not commit. On SQLite the FTS5 index follows
     through the triggers on issue_search.
     """
+    if _dialect(session) == "postgresql":
+        written = await session.execute(
+            _REFRESH_IN_POSTGRESQL, {"issue_id": issue_id, "max_bytes": DOCUMENT_MAX_BYTES}
+        )
+        if written.rowcount:
+            return
+        # No such issue, or a text past the limit: cut below, where a character is whole.
     # One round trip: the title, the description, then the live comments in order.
     parts = union_all(
         select(Issue.title.label("text"), literal(-2).label("place")).where(Issue.id == issue_id),
@@ -53,3 +61,21 @@ def _dialect(session: AsyncSession) -> str:
 
 # A constant, not a bound parameter, so that the planner sees an immutable function call.
 _ENGLISH = literal_column("'english'::regconfig")
+
+# The same document made where the text is, in one statement (no text through Python): the
+# texts joined as refresh_search_document joins them, for any text within the limit.
+_REFRESH_IN_POSTGRESQL = sql_text(
+    """
+    WITH source AS (
+        SELECT issue.id, concat_ws(' ', issue.title, issue.description, (
+            SELECT string_agg(comment.body, ' ' ORDER BY comment.id) FROM comment
+            WHERE comment.issue_id = issue.id AND comment.deleted_at IS NULL
+        )) AS text
+        FROM issue WHERE issue.id = :issue_id
+    )
+    INSERT INTO issue_search (issue_id, document)
+    SELECT id, to_tsvector('english'::regconfig, text) FROM source
+    WHERE octet_length(text) <= :max_bytes
+    ON CONFLICT (issue_id) DO UPDATE SET document = excluded.document
+    """
+)
