@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.errors import Conflict, Invalid, NotFound
 from app.models import (
@@ -223,11 +223,20 @@ class StaleEdit(Conflict):
         self.changes = changes
 
 
-async def _issue_for_update(session: AsyncSession, actor: User, issue_id: int) -> Issue:
+# What a move reads of the issue it moves: its key and status (not its people and labels).
+_MOVE_DETAILS = (
+    joinedload(Issue.project, innerjoin=True),
+    joinedload(Issue.status, innerjoin=True),
+)
+
+
+async def _issue_for_update(
+    session: AsyncSession, actor: User, issue_id: int, details: Sequence[Any] = ISSUE_DETAILS
+) -> Issue:
     issue = await session.scalar(
         select(Issue)
         .where(Issue.id == issue_id)
-        .options(*ISSUE_DETAILS)
+        .options(*details)
         # FOR NO KEY UPDATE: concurrent editors queue; comments (FK inserts) do not wait.
         # OF issue: only the issue's row (PostgreSQL refuses to lock the nullable side of the
         # outer joins that load the assignee and reporter).
@@ -468,7 +477,7 @@ async def move_issue(
     """Move a card on the board: into `status_id`, above `before_id` (None: to the bottom).
     With `in_project`, the issue must be that project's (the board it was moved on): NotFound
     otherwise. Raises StaleEdit if someone changed the issue since `expected_version`."""
-    issue = await _issue_for_update(session, actor, issue_id)
+    issue = await _issue_for_update(session, actor, issue_id, _MOVE_DETAILS)
     if in_project is not None and issue.project_id != in_project:
         raise NotFound("No such issue on this board.")
     if issue.version != expected_version:
