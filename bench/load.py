@@ -16,6 +16,8 @@ ratio to the ceiling's requests per second at the same workers and concurrency.
 
 With --mixed, U simulated users (one connection each) browse, search, edit, comment, move and
 create with a think time between requests; it prints the success rate and latencies per action.
+With --mixed --profile jira-dc [--scale N] [--find-capacity], the Jira Data Center toolkit's
+paced profile (bench.jira_dc) instead.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from app import create_app
 from app.config import normalise_database_url
 from bench.client import Browser
 from bench.data import Shape
+from bench.jira_dc import CAPACITY_SCALES, jira_dc
 from bench.mixed import mixed
 from bench.serving import (
     APP_TARGET,
@@ -355,7 +358,9 @@ async def main(arguments: argparse.Namespace) -> None:
         environment["DATABASE_POOL_SIZE"] = str(arguments.pool_size)
     app = create_app("testing", DATABASE_URL=url, RATE_LIMIT_ENABLED=False)
     try:
-        if arguments.mixed:
+        if arguments.mixed and arguments.profile == "jira-dc":
+            await jira_dc(arguments, app, environment)
+        elif arguments.mixed:
             await mixed(arguments, app, environment)
         else:
             await pages(arguments, app, environment)
@@ -365,6 +370,10 @@ async def main(arguments: argparse.Namespace) -> None:
 
 def numbers(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part]
+
+
+def scales(text: str) -> list[float]:
+    return sorted(float(part) for part in text.split(",") if part)
 
 
 if __name__ == "__main__":
@@ -382,7 +391,33 @@ if __name__ == "__main__":
     parser.add_argument("--list-query", default="is:open sort:updated-desc")
     parser.add_argument("--search-query", default="webhook")
     parser.add_argument("--pool-size", type=int, help="DATABASE_POOL_SIZE per worker")
-    parser.add_argument("--mixed", action="store_true", help="simulated users with think time")
-    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--mixed", action="store_true", help="simulated users (see --profile)")
+    parser.add_argument("--users", type=int, default=200, help="--mixed; jira-dc: per 1x scale")
     parser.add_argument("--think", type=float, default=1.0, help="mean think time (s), --mixed")
+    parser.add_argument(
+        "--profile",
+        choices=["think", "jira-dc"],
+        default="think",
+        help="--mixed: think time (default) or the Jira DC toolkit's paced profile",
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="jira-dc: times the toolkit's users and actions"
+    )
+    parser.add_argument(
+        "--warm-up",
+        type=float,
+        default=15.0,
+        help="jira-dc: seconds at the run's rate before measuring (first views after start)",
+    )
+    parser.add_argument(
+        "--find-capacity",
+        action="store_true",
+        help="jira-dc: run --capacity-scales in turn until one misses p95 or success",
+    )
+    parser.add_argument(
+        "--capacity-scales",
+        type=scales,
+        default=list(CAPACITY_SCALES),
+        help="jira-dc --find-capacity: the scales to try, in order",
+    )
     asyncio.run(main(parser.parse_args()))

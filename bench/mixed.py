@@ -4,7 +4,8 @@ Run through bench.load: `.venv/bin/python -m bench.load --database-url URL --mix
 --duration 300`. Each user (bench.data's users 1..N, logged in) has one keep-alive connection,
 waits a think time drawn from an exponential law between actions, and acts in the projects it
 belongs to. Prints requests, errors, 409 conflicts and p50/p95/p99 per action, the share of
-successful requests and the p95 against the goals (99.9%, 200 ms).
+successful requests and the p95 against the goals (99.9%, 200 ms). `--profile jira-dc` runs
+the Jira Data Center toolkit's profile instead (bench.jira_dc); this module keeps what both share.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -21,7 +21,8 @@ from urllib.parse import quote
 from quart import Quart
 from sqlalchemy import text
 
-from bench.client import Answer, Browser
+from bench.client import Answer, Browser, ConnectionLost
+from bench.data import Shape
 from bench.serving import (
     APP_TARGET,
     BOARD_SIZE,
@@ -38,6 +39,9 @@ SEARCH_WORDS = ("login", "webhook", "export", "timeout", "dashboard", "calendar"
 # issue page they act from; those loads count as "board" and "issue".
 ACTIONS = {"board": 20, "issue": 25, "list": 15, "search": 10, "edit": 10, "comment": 10}
 ACTIONS |= {"create": 5, "move": 5}
+# What a request can fail with on the client's side: a time-out, a lost or refused connection,
+# an answer cut short or not HTTP.
+FAILURES = (OSError, TimeoutError, EOFError, ValueError, RuntimeError, ConnectionLost)
 
 
 @dataclass
@@ -60,6 +64,42 @@ class Tally:
             self.conflicts[action] = self.conflicts.get(action, 0) + 1
         elif status != expected:
             self.errors[action] = self.errors.get(action, 0) + 1
+
+    def every(self) -> list[float]:
+        return [value for values in self.latencies.values() for value in values]
+
+    def success(self) -> float:
+        """The share of requests answered as expected or with a 409 (a race, not a failure)."""
+        every = self.every()
+        return 1 - sum(self.errors.values()) / len(every) if every else 0.0
+
+
+def at(ordered: list[float], share: float) -> float:
+    """The value below which `share` of the sorted values lie (0 when there are none)."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
+
+
+def action_table(tally: Tally, pages: dict[str, str] | None = None) -> str:
+    """One Markdown row per action (in `pages`' order, with the page each one asks, if given),
+    then all of them together."""
+    names = list(pages) if pages else sorted(tally.latencies)
+    header = "| action | page " if pages else "| action "
+    lines = [
+        header + "| requests | errors | conflicts (409) | successful | p50 ms | p95 ms | p99 ms |",
+        "|---" * (8 + bool(pages)) + "|",
+    ]
+    rows = [(name, tally.latencies.get(name, [])) for name in names] + [("all", tally.every())]
+    for name, values in rows:
+        ordered = sorted(values)
+        failed = sum(tally.errors.values()) if name == "all" else tally.errors.get(name, 0)
+        clashed = sum(tally.conflicts.values()) if name == "all" else tally.conflicts.get(name, 0)
+        success = f"{1 - failed / len(values):.3%}" if values else ""
+        page = f"| {pages.get(name, '')} " if pages else ""
+        lines.append(
+            f"| {name} {page}| {len(values)} | {failed} | {clashed} | {success} "
+            f"| {at(ordered, 0.5):.1f} | {at(ordered, 0.95):.1f} | {at(ordered, 0.99):.1f} |"
+        )
+    return "\n".join(lines)
 
 
 async def member_projects(app: Quart, user_ids: list[int]) -> dict[int, Projects]:
@@ -104,7 +144,7 @@ async def simulate(
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 answer = await call
-        except (OSError, TimeoutError, ValueError, RuntimeError):
+        except FAILURES:
             await browser.close()
             tally.add(action, (time.perf_counter() - started) * 1000, 0, expected)
             return None
@@ -158,6 +198,8 @@ async def simulate(
 
 
 async def mixed(arguments: argparse.Namespace, app: Quart, environment: dict[str, str]) -> None:
+    if arguments.users > Shape(issues=0).bench_users:
+        raise SystemExit("the think-time profile has bench.data's 200 bench users at most")
     user_ids = list(range(1, arguments.users + 1))
     logins = await log_in(app, user_ids)
     projects = await member_projects(app, user_ids)
@@ -183,29 +225,14 @@ async def mixed(arguments: argparse.Namespace, app: Quart, environment: dict[str
     finally:
         stop_server(server)
 
-    every = [value for values in tally.latencies.values() for value in values]
-    errors, conflicts = sum(tally.errors.values()), sum(tally.conflicts.values())
+    every = sorted(tally.every())
     backend = app.extensions["database"].backend
     print(
-        f"Mixed load: {arguments.users} users, think time {arguments.think:g} s on average, "
+        f"Mixed load: {len(user_ids)} users, think time {arguments.think:g} s on average, "
         f"{arguments.duration:g} s, {workers} worker(s), {backend}.\n"
     )
-    print("| action | requests | errors | conflicts (409) | p50 ms | p95 ms | p99 ms |")
-    print("|---|---|---|---|---|---|---|")
-    for action, values in [*sorted(tally.latencies.items()), ("all", every)]:
-        ordered = sorted(values)
-
-        def at(share: float, ordered: list[float] = ordered) -> float:
-            return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
-
-        failed = errors if action == "all" else tally.errors.get(action, 0)
-        clashed = conflicts if action == "all" else tally.conflicts.get(action, 0)
-        print(
-            f"| {action} | {len(values)} | {failed} | {clashed} | {statistics.median(values):.1f} "
-            f"| {at(0.95):.1f} | {at(0.99):.1f} |"
-        )
-    success = 1 - errors / len(every) if every else 0.0
-    p95 = sorted(every)[int(len(every) * 0.95)] if every else 0.0
+    print(action_table(tally))
+    success, p95 = tally.success(), at(every, 0.95)
     print(
         f"\nSuccessful: {success:.3%} of {len(every)} requests (goal 99.9%: "
         f"{'met' if success >= 0.999 else 'missed'}); p95 {p95:.1f} ms (goal under 200 ms: "
