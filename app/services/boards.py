@@ -78,9 +78,19 @@ def _among(session: AsyncSession, column: Any, ids: list[int]) -> ColumnElement[
     return column.in_(ids)
 
 
-# A column shows this many cards at first and loads as many again each time it is scrolled to
-# its end (or its "More cards" link is followed): a board of thousands stays a light page.
+# A column loads this many cards each time it is scrolled to its end (or its "More cards" link
+# is followed), after its first ones: a board of thousands stays a light page.
 BOARD_PAGE = 50
+# The first view shows about this many cards in all, shared by the columns (at most BOARD_PAGE
+# each, at least 10): a card is about 0.7 KiB, and a board's first view is to stay under
+# 150 KiB however many columns it has (bench.boards measures it).
+BOARD_FIRST_VIEW = 160
+
+
+def first_page_size(columns: int) -> int:
+    """How many cards each of a board's `columns` shows at first."""
+    return min(BOARD_PAGE, max(10, BOARD_FIRST_VIEW // max(columns, 1)))
+
 
 # Positions and ids are 32-bit integers in the database: a cursor outside that range is no
 # cursor of ours (and PostgreSQL would refuse to compare with it).
@@ -333,12 +343,12 @@ async def board(
     filters: BoardFilters = NO_FILTERS,
 ) -> Board:
     """The project's columns with their first cards in board order (under the filters), and
-    each one's whole count. `per_column` is BOARD_PAGE unless given."""
-    per_column = per_column or BOARD_PAGE
+    each one's whole count. `per_column` is first_page_size's unless given."""
     project = await readable_project(session, viewer, project_id)
     statuses = await _statuses_in_board_order(session, project.id)
     if not statuses:
         return Board([], project.last_event_seq)
+    per_column = per_column or first_page_size(len(statuses))
     totals, seq = await _counts(session, project, filters)
     # One statement, each column an index range scan of (project_id, status_id, position).
     per_status = [

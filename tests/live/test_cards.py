@@ -112,4 +112,4 @@ async def test_a_board_row_and_a_loaded_issue_make_the_same_card(app: Quart) -> 
     assert from_row == from_issue
     assert "Tabs &amp; &lt;spaces&gt;" in from_row and "<spaces>" not in from_row
     assert from_row.index("alpha") < from_row.index("zebra")
-    assert 'data-assignee-name="Member"' in from_row and ">High<" in from_row
+    assert 'title="Member"' in from_row and ">High<" in from_row

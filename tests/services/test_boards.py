@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import Invalid, NotFound
 from app.models import Issue, Project, User
 from app.services import boards, issues, projects
-from app.services.boards import BOARD_PAGE, BoardFilters, CardCursor
+from app.services.boards import BOARD_PAGE, BoardFilters, CardCursor, first_page_size
 from tests.factories import add_member, make_project, make_user
 
 
@@ -41,7 +41,7 @@ async def whole_column(
     return pages
 
 
-async def test_a_column_shows_its_first_fifty_and_continues_with_no_card_twice_or_missed(
+async def test_a_column_shows_its_first_cards_and_continues_with_no_card_twice_or_missed(
     session: AsyncSession,
 ) -> None:
     owner, project = await a_project_with(session, 2 * BOARD_PAGE + 7)
@@ -54,13 +54,14 @@ async def test_a_column_shows_its_first_fifty_and_continues_with_no_card_twice_o
     await session.commit()
 
     board = await boards.board(session, owner, project.id)
-    first = board.columns[0]
-    assert len(first.cards) == BOARD_PAGE and first.total == 2 * BOARD_PAGE + 7
+    first, shown = board.columns[0], first_page_size(len(board.columns))
+    assert shown == 32  # of five columns; later pages are of BOARD_PAGE
+    assert len(first.cards) == shown and first.total == 2 * BOARD_PAGE + 7
     assert first.following is not None and first.after == first.cards[-1].cursor
     assert all(column.total == 0 and column.after is None for column in board.columns[1:])
 
     pages = await whole_column(session, owner, project)
-    assert [len(page) for page in pages] == [BOARD_PAGE, BOARD_PAGE, 7]
+    assert [len(page) for page in pages] == [shown, BOARD_PAGE, BOARD_PAGE + 7 - shown]
     assert [n for page in pages for n in page] == list(range(1, 2 * BOARD_PAGE + 8))
 
 
@@ -85,7 +86,7 @@ async def test_the_counts_are_whole_and_later_pages_are_filtered_too(
     bugs = BoardFilters.from_args({"type": "bug"})
     pages = await whole_column(session, owner, project, bugs)
     numbers = [n for page in pages for n in page]
-    assert [len(page) for page in pages] == [50, 15]
+    assert [len(page) for page in pages] == [32, 33]
     assert numbers == [n + 1 for n in range(130) if n % 2]
     board = await boards.board(session, owner, project.id, filters=bugs)
     assert board.columns[0].total == 65
@@ -120,7 +121,9 @@ async def test_a_page_after_a_renumbered_column_continues_from_its_last_card(
     )
     await session.commit()
     page = await boards.column_page(session, owner, project.id, first.status.id, after=first.after)
-    assert [card.number for card in page.cards] == list(range(BOARD_PAGE + 1, BOARD_PAGE + 11))
+    assert [card.number for card in page.cards] == list(
+        range(len(first.cards) + 1, BOARD_PAGE + 11)
+    )
 
 
 async def test_a_card_moved_away_leaves_the_next_page_where_it_was(
@@ -134,7 +137,9 @@ async def test_a_card_moved_away_leaves_the_next_page_where_it_was(
         session, owner, last_shown.id, status_id=done.id, before_id=None, expected_version=1
     )
     page = await boards.column_page(session, owner, project.id, first.status.id, after=first.after)
-    assert [card.number for card in page.cards] == list(range(BOARD_PAGE + 1, BOARD_PAGE + 11))
+    assert [card.number for card in page.cards] == list(
+        range(len(first.cards) + 1, BOARD_PAGE + 11)
+    )
     assert page.total == BOARD_PAGE + 9
 
 

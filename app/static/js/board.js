@@ -20,7 +20,7 @@
     if (!withLanes) return board;
     const handle = card.dataset.assignee || "";
     let lane = [...board.querySelectorAll(".lane")].find((one) => one.dataset.lane === handle);
-    if (!lane) lane = newLane(handle, card.dataset.assigneeName || handle);
+    if (!lane) lane = newLane(handle, (card.querySelector(".card-avatar") || {}).title || handle);
     return lane;
   }
 
@@ -65,11 +65,21 @@
     list.insertBefore(card, after || null);
   }
 
+  // A card one may move: focusable, with its menu's button (made here: the server's cards are
+  // the same for every reader, and a board has hundreds).
   function prepare(card) {
     if (board.dataset.writable !== "true") return;
     card.tabIndex = 0;
-    const button = card.querySelector("[data-card-menu]");
-    if (button) button.hidden = false;
+    if (card.querySelector("[data-card-menu]")) return;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "card-menu-button";
+    button.dataset.cardMenu = "";
+    button.setAttribute("aria-haspopup", "menu");
+    button.setAttribute("aria-expanded", "false");
+    button.setAttribute("aria-label", `Move ${card.dataset.key}`);
+    button.textContent = "⋯";
+    card.querySelector(".card-top").append(button);
   }
 
   // --- The filters the board was read with (the server's; the same rules for live cards) -----
@@ -78,7 +88,7 @@
             filterLabel: label } = board.dataset;
     const title = card.querySelector(".card-title");
     const shown = `${card.dataset.key} ${title ? title.textContent : ""}`.toLowerCase();
-    const labels = (card.dataset.labels || "").toLowerCase().split(",");
+    const labels = [...card.querySelectorAll(".label-chip")].map((chip) => chip.title.toLowerCase());
     return (!text || shown.includes(text))
       && (!type || card.dataset.type === type)
       && (!assignee || (card.dataset.assignee || "").toLowerCase().startsWith(assignee))
