@@ -127,8 +127,11 @@ def _refuse_unnumbered_commit(session: Session) -> None:
         )
 
 
-def _forget_numbers(session: Session, *_: Any) -> None:
-    session.info.pop(NUMBERS_TO_TAKE, None)
+def _forget_numbers(session: Session, previous_transaction: Any) -> None:
+    # Only when the whole transaction rolled back: a savepoint's rollback leaves the rows
+    # written before it (take_numbers skips those it took away).
+    if not previous_transaction.nested:
+        session.info.pop(NUMBERS_TO_TAKE, None)
 
 
 def transaction_memo(session: AsyncSession, name: str) -> dict[Any, Any]:

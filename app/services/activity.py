@@ -87,9 +87,13 @@ async def take_numbers(session: AsyncSession) -> None:
     Webhook deliveries are queued after the numbers, with them: a project with active hooks
     holds its row for that too."""
     work_by_project: dict[int, _ProjectNumbers] = session.info.pop(NUMBERS_TO_TAKE, {})
-    if not work_by_project:
-        return
     await session.flush()
+    for project_id, work in list(work_by_project.items()):
+        # Rows a rolled-back savepoint took away are numbered by nobody.
+        work.issues = [issue for issue in work.issues if issue in session]
+        work.events = [event for event in work.events if event.activity in session]
+        if not work.issues and not work.events:
+            del work_by_project[project_id]
     postgresql = session.bind.dialect.name == "postgresql"
     for project_id in sorted(work_by_project):
         work = work_by_project[project_id]

@@ -10,7 +10,7 @@ from quart import Quart
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Activity, Issue
+from app.models import Activity, Issue, Project
 from app.services import comments, issues
 from app.services.activity import record_activity
 from app.services.transaction import use_case
@@ -132,3 +132,39 @@ async def test_a_commit_that_skips_numbering_is_refused(app: Quart) -> None:
         await session.rollback()
         unnumbered = select(func.count()).select_from(Activity).where(Activity.seq.is_(None))
         assert await session.scalar(unnumbered) == 0
+
+
+async def test_a_savepoint_rolled_back_keeps_the_numbers_of_what_came_before(app: Quart) -> None:
+    """A use case that tries something in a savepoint and rolls it back still numbers what it
+    wrote before it, and nothing of what the savepoint took away (no NULL, no gap)."""
+    sessionmaker = app.extensions["database"].sessionmaker
+    async with sessionmaker() as session:
+        owner = await make_user(session)
+        project = await make_project(session, owner, key="SAVE")
+
+        @use_case
+        async def update_then_try(session: AsyncSession) -> None:
+            await record_activity(session, project, owner, "project.updated")
+            savepoint = await session.begin_nested()
+            await record_activity(session, project, owner, "project.updated", payload={"n": 2})
+            await session.flush()
+            await savepoint.rollback()
+
+        await update_then_try(session)
+        rows = list(
+            await session.execute(
+                select(Activity.seq, Activity.kind, Activity.payload)
+                .where(Activity.project_id == project.id)
+                .order_by(Activity.id)
+            )
+        )
+    assert [(seq, kind) for seq, kind, _ in rows] == [
+        (1, "project.created"),
+        (2, "project.updated"),
+    ]
+    assert rows[1].payload == {}  # the savepoint's event is gone, not numbered
+    async with sessionmaker() as session:
+        counter = await session.scalar(
+            select(Project.last_event_seq).where(Project.id == project.id)
+        )
+    assert counter == 2, "the counter passed a number nobody has: the next event leaves a gap"
