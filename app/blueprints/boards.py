@@ -116,7 +116,7 @@ async def board(key: str) -> str:
     return await render_template("boards/board.html", project=project, body=main_part)
 
 
-@bp.get("/p/<project_key:key>/board/columns/<int:status_id>")
+@bp.get("/p/<project_key:key>/board/columns/<int(max=2147483647):status_id>")
 @login_required
 async def column(key: str, status_id: int) -> Response:
     """A column's next cards after `after` (a card's "position:id"), under the board's filters:

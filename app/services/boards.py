@@ -95,18 +95,22 @@ def first_page_size(columns: int) -> int:
 # Positions and ids are 32-bit integers in the database: a cursor outside that range is no
 # cursor of ours (and PostgreSQL would refuse to compare with it).
 _INT32 = 2**31
-_CURSOR = re.compile(r"(-?[0-9]{1,10}):([0-9]{1,10})")
+_CURSOR = re.compile(r"(-?[0-9]{1,10}):([0-9]{1,10})(?::([0-9]{1,10}))?")
 
 
 @dataclass(frozen=True, order=True)
 class CardCursor:
-    """A place in a column's board order, (position, id): a page continues after it."""
+    """A place in a column's board order, (position, id): a page continues after it. With the
+    card's version, a later page can tell a renumbered column (same version, new position:
+    follow the card) from a move of that card (new version: keep the place)."""
 
     position: int
     id: int
+    version: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.position}:{self.id}"
+        place = f"{self.position}:{self.id}"
+        return place if self.version is None else f"{place}:{self.version}"
 
     @classmethod
     def parse(cls, text: str) -> CardCursor:
@@ -114,8 +118,13 @@ class CardCursor:
         found = _CURSOR.fullmatch(text)
         if found is not None:
             position, issue_id = int(found[1]), int(found[2])
-            if -_INT32 <= position < _INT32 and 0 < issue_id < _INT32:
-                return cls(position, issue_id)
+            version = int(found[3]) if found[3] is not None else None
+            if (
+                -_INT32 <= position < _INT32
+                and 0 < issue_id < _INT32
+                and (version is None or version < _INT32)
+            ):
+                return cls(position, issue_id, version)
         raise Invalid("That is not a place on this board; reload the board.", field="after")
 
 
@@ -210,7 +219,7 @@ class BoardCard:
 
     @property
     def cursor(self) -> CardCursor:
-        return CardCursor(self.position, self.id)
+        return CardCursor(self.position, self.id, self.version)
 
 
 @dataclass
@@ -392,13 +401,19 @@ async def column_page(
     if status is None:
         raise NotFound("No such column on this board.")
     if after is not None:
-        now_at = await session.scalar(
-            select(Issue.position).where(
-                Issue.id == after.id, Issue.project_id == project.id, Issue.status_id == status.id
+        now = (
+            await session.execute(
+                select(Issue.position, Issue.version).where(
+                    Issue.id == after.id,
+                    Issue.project_id == project.id,
+                    Issue.status_id == status.id,
+                )
             )
-        )
-        if now_at is not None:
-            after = CardCursor(now_at, after.id)
+        ).one_or_none()
+        # Renumbering leaves versions alone: the same version at a new place is the same card
+        # where the column moved it; a new version was moved itself, and its old place stays.
+        if now is not None and (after.version is None or now.version == after.version):
+            after = CardCursor(now.position, after.id)
     totals, _ = await _counts(session, project, filters)
     rows = (await session.execute(_page_query(project, status.id, filters, after, limit))).all()
     cards, following = _paged(await _cards_of(session, rows), limit)

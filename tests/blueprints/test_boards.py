@@ -144,7 +144,7 @@ async def test_a_page_of_cards_is_new_as_soon_as_the_project_changes(
 
 
 @pytest.mark.parametrize(
-    "after", ["nonsense", "1:2:3", "99999999999:1", "5:0", "%00", "1.5:2", "1:2147483648"]
+    "after", ["nonsense", "1:2:3:4", "99999999999:1", "5:0", "%00", "1.5:2", "1:2147483648"]
 )
 async def test_a_bad_cursor_is_a_clear_400(
     app: Quart, client: TestClientProtocol, after: str

@@ -143,8 +143,31 @@ async def test_a_card_moved_away_leaves_the_next_page_where_it_was(
     assert page.total == BOARD_PAGE + 9
 
 
+async def test_a_page_after_its_last_card_moved_down_the_column_continues_where_it_was(
+    session: AsyncSession,
+) -> None:
+    """The cursor's card moved within its own column (to its end): the next page starts where
+    that card was, not after its new place (which would hide every card between)."""
+    owner, project = await a_project_with(session, BOARD_PAGE + 10)
+    first = (await boards.board(session, owner, project.id)).columns[0]
+    last_shown = first.cards[-1]
+    await issues.move_issue(
+        session,
+        owner,
+        last_shown.id,
+        status_id=first.status.id,
+        before_id=None,
+        expected_version=last_shown.version,
+    )
+    page = await boards.column_page(session, owner, project.id, first.status.id, after=first.after)
+    shown = len(first.cards)
+    # Every card after the first page, then the moved one at the column's end.
+    assert [card.number for card in page.cards] == [*range(shown + 1, BOARD_PAGE + 11), shown]
+
+
 @pytest.mark.parametrize(
-    "text", ["", "12", "a:1", "1:b", "1:2:3", "1:0", "1:-2", "99999999999:1", "2147483648:1"]
+    "text",
+    ["", "12", "a:1", "1:b", "1:2:x", "1:2:3:4", "1:0", "1:-2", "99999999999:1", "2147483648:1"],
 )
 def test_a_cursor_is_a_position_and_an_id_or_refused(text: str) -> None:
     with pytest.raises(Invalid):
@@ -152,7 +175,12 @@ def test_a_cursor_is_a_position_and_an_id_or_refused(text: str) -> None:
 
 
 def test_a_cursor_reads_back_what_it_wrote() -> None:
-    for cursor in (CardCursor(-2048, 7), CardCursor(0, 1), CardCursor(2**31 - 1, 2**31 - 1)):
+    for cursor in (
+        CardCursor(-2048, 7),
+        CardCursor(0, 1),
+        CardCursor(2**31 - 1, 2**31 - 1),
+        CardCursor(1024, 3, 5),
+    ):
         assert CardCursor.parse(str(cursor)) == cursor
 
 

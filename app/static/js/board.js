@@ -231,7 +231,8 @@
     const link = more.querySelector("[data-more-cards]");
     const url = new URL(link.href, window.location.href);
     const last = lastLoaded(statusId);
-    if (last) url.searchParams.set("after", placeOf(last).join(":"));
+    // With its version: a card moved since keeps its old place as the page's start.
+    if (last) url.searchParams.set("after", [...placeOf(last), last.dataset.version].join(":"));
     else url.searchParams.delete("after");
     const response = await fetch(url, {
       headers: { "HX-Request": "true", Accept: "text/html" },
