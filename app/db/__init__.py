@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from quart import Quart, current_app, g
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncAttrs,
@@ -110,6 +112,26 @@ async def begin_writing(session: AsyncSession) -> None:
     that concurrent writers queue instead of failing to upgrade a read lock later."""
     if session.bind.dialect.name == "sqlite":
         await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+
+
+@asynccontextmanager
+async def one_snapshot(session: AsyncSession) -> AsyncIterator[None]:
+    """Within the block, what the session reads sees one snapshot of the database, as a page
+    whose parts must agree needs (a board's counts and its cards). On PostgreSQL, READ
+    COMMITTED gives each statement its own: the read transaction in progress ends (it wrote
+    nothing) and a REPEATABLE READ, READ ONLY one runs the block, ended after it. On SQLite the
+    block changes nothing: its one process serves the page's few statements one after another,
+    and another request's write can still land between them (tests/db/test_snapshot.py)."""
+    if session.bind.dialect.name != "postgresql":
+        yield
+        return
+    if session.in_transaction():
+        await session.commit()
+    await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+    try:
+        yield
+    finally:
+        await session.commit()  # nothing to keep: it ends the snapshot for what comes after
 
 
 _MEMOS = "issues.memos"

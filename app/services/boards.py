@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import one_snapshot
 from app.errors import Invalid, NotFound
 from app.models import (
     Issue,
@@ -353,6 +354,17 @@ async def board(
 ) -> Board:
     """The project's columns with their first cards in board order (under the filters), and
     each one's whole count. `per_column` is first_page_size's unless given."""
+    async with one_snapshot(session):  # the counts and the cards as of one moment
+        return await _board(session, viewer, project_id, per_column, filters)
+
+
+async def _board(
+    session: AsyncSession,
+    viewer: User | None,
+    project_id: int,
+    per_column: int | None,
+    filters: BoardFilters,
+) -> Board:
     project = await readable_project(session, viewer, project_id)
     statuses = await _statuses_in_board_order(session, project.id)
     if not statuses:
@@ -391,6 +403,19 @@ async def column_page(
     A cursor names the last card the page already shows: if that card is still in the column
     the page continues from where it is now (a renumbered column moves every position), else
     from the position it had. `limit` is BOARD_PAGE unless given."""
+    async with one_snapshot(session):  # the counts and the cards as of one moment
+        return await _column_page(session, viewer, project_id, status_id, after, filters, limit)
+
+
+async def _column_page(
+    session: AsyncSession,
+    viewer: User | None,
+    project_id: int,
+    status_id: int,
+    after: CardCursor | None,
+    filters: BoardFilters,
+    limit: int | None,
+) -> BoardColumn:
     limit = limit or BOARD_PAGE
     project = await readable_project(session, viewer, project_id)
     status = await session.scalar(
