@@ -43,7 +43,7 @@ async def my_issues() -> str:
         found, next_cursor = await issue_views.watched_issues(session, logged_in_user()), None
     else:
         page = await search.search_issues(
-            session, logged_in_user(), query, after=request.args.get("after")
+            session, logged_in_user(), query, after=request.args.get("after"), rows_only=True
         )
         found, next_cursor = page.issues, page.next_cursor
     return await render_template(
@@ -72,7 +72,12 @@ async def search_page() -> tuple[str, int]:
         if query_text.strip():
             try:
                 page = await search.search_issues(
-                    session, viewer, query_text, project=project, after=request.args.get("after")
+                    session,
+                    viewer,
+                    query_text,
+                    project=project,
+                    after=request.args.get("after"),
+                    rows_only=True,
                 )
                 found, next_cursor = page.issues, page.next_cursor
                 total = await search.count_issues(
@@ -158,6 +163,7 @@ async def person(handle: str) -> str:
         logged_in_user(),
         f"assignee:{user.handle} is:open",
         after=request.args.get("after"),
+        rows_only=True,
     )
     return await render_template(
         "people/show.html", person=user, issues=page.issues, next_cursor=page.next_cursor

@@ -68,7 +68,12 @@ async def project_issues(key: str) -> Page:
         nonlocal error
         try:
             page = await search.search_issues(
-                session, viewer, query_text, project=project, after=request.args.get("after")
+                session,
+                viewer,
+                query_text,
+                project=project,
+                after=request.args.get("after"),
+                rows_only=True,
             )
             found, next_cursor = page.issues, page.next_cursor
         except Invalid as refusal:

@@ -17,7 +17,7 @@ async def index() -> str:
     assigned = []
     if viewer is not None:
         page = await search.search_issues(
-            get_session(), viewer, "assignee:me is:open sort:updated-desc", limit=10
+            get_session(), viewer, "assignee:me is:open sort:updated-desc", limit=10, rows_only=True
         )
         assigned = page.issues
     return await render_template("main/index.html", assigned=assigned)

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import defer, joinedload, selectinload
 
 from app.errors import Invalid
 from app.models import (
@@ -67,6 +67,14 @@ ISSUE_DETAILS = (
     joinedload(Issue.reporter),
     selectinload(Issue.labels),
 )
+# What a page's rows of issues show (macros' issue_rows): no description, no reporter.
+ROW_DETAILS = (
+    joinedload(Issue.project, innerjoin=True),
+    joinedload(Issue.status, innerjoin=True),
+    joinedload(Issue.assignee),
+    selectinload(Issue.labels),
+    defer(Issue.description, raiseload=True),
+)
 
 
 @dataclass(frozen=True)
@@ -100,9 +108,11 @@ async def search_issues(
     project: Project | None = None,
     after: str | None = None,
     limit: int = 50,
+    rows_only: bool = False,
 ) -> SearchPage:
     """One page of the issues `viewer` may read that match `query`, in its sort order, and the
-    cursor of the next page (None on the last). Anonymous viewers see public projects. Raises
+    cursor of the next page (None on the last); `rows_only` loads only what a page's rows show.
+    Anonymous viewers see public projects. Raises
     QueryError for a query that does not parse, Invalid(field="after") for a bad cursor."""
     parsed = query if isinstance(query, Query) else parse_query(query)
     limit = max(1, min(limit, PAGE_MAX))
@@ -121,7 +131,8 @@ async def search_issues(
     # whole issues (descriptions and all) spills to disk once thousands match.
     page_ids = page_ids.order_by(*order).limit(limit + 1)
     statement = select(Issue).where(Issue.id.in_(page_ids)).order_by(*order)
-    issues = list(await session.scalars(statement.options(*ISSUE_DETAILS)))
+    details = ROW_DETAILS if rows_only else ISSUE_DETAILS
+    issues = list(await session.scalars(statement.options(*details)))
     next_cursor = None
     if len(issues) > limit:
         issues = issues[:limit]
