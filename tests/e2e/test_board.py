@@ -227,9 +227,10 @@ async def test_a_stale_move_is_refused_and_the_card_goes_back(
     browser: Browser, live_server: LiveServer
 ) -> None:
     await shared_board(live_server)
+    live_server.app.config["SSE_RETRY_MILLISECONDS"] = 200  # her page keeps trying, quickly
     ann, _ = await open_page(browser, live_server, "ann@example.com", "/p/WEB/board")
     # Someone edits WEB-1 while Ann's stream is cut, so her board still shows the old version.
-    await cut_the_stream(ann, live_server, "ann@example.com")
+    attempts = await cut_the_stream(ann, live_server, "ann@example.com")
     async with live_server.app.extensions["database"].sessionmaker() as session:
         bob = await session.scalar(select(User).where(User.email == "bob@example.com"))
         session.expunge(bob)
@@ -241,7 +242,15 @@ async def test_a_stale_move_is_refused_and_the_card_goes_back(
     card = ann.locator("#board .board-card", has_text="Checkout fails")
     await card.focus()
     await card.press("Shift+ArrowRight")
-    await expect(ann.locator("#live-status")).to_contain_text("changed", ignore_case=True)
+    await expect(ann.locator("#live-notice")).to_contain_text("changed", ignore_case=True)
+    # The stream keeps failing meanwhile: its "Reconnecting…" stands beside the notice, and
+    # does not write over it.
+    while not attempts.empty():
+        attempts.get_nowait()
+    await asyncio.wait_for(attempts.get(), 5)
+    await asyncio.wait_for(attempts.get(), 5)
+    await expect(ann.locator("#live-status")).to_have_text("Reconnecting…")
+    await expect(ann.locator("#live-notice")).to_contain_text("changed", ignore_case=True)
     # The board now shows the card where the server has it.
     await expect(
         ann.locator(".board-column").nth(2).locator(".board-card", has_text="Checkout fails")

@@ -232,8 +232,7 @@ async def lose_the_stream(page: Page, server: LiveServer, email: str) -> None:
     """The page stops hearing the board (its network drops): the server ends the person's
     streams and the browser's attempts to come back hang, so its cards keep the versions they
     have. (Chromium's offline mode would leave an open stream delivering: STACK.md, pitfall
-    26.) An attempt that failed at once would put "Reconnecting…" over the page's other
-    notices, which share its place."""
+    26.)"""
     await page.route("**/p/WEB/events*", lambda route: None)  # never answered
     async with server.app.extensions["database"].sessionmaker() as session:
         user_id = await session.scalar(select(User.id).where(User.email == email))
@@ -252,7 +251,7 @@ async def lose_the_stream(page: Page, server: LiveServer, email: str) -> None:
 async def expect_refused_and_back(page: Page, server: LiveServer) -> None:
     """The drop of WEB-1 into To do was refused: the page says why, and shows the card where
     it is and as it is now; nothing moved in the database."""
-    notice = page.locator("#live-status")
+    notice = page.locator("#live-notice")
     await expect(notice).to_contain_text("WEB-1 changed while you were editing")
     await expect(notice).to_contain_text("Ann Example changed priority from none to high")
     await expect(notice).to_contain_text("Nothing of yours was saved")

@@ -12,6 +12,7 @@
   const live = document.getElementById("live");
   if (!live) return;
   const status = document.getElementById("live-status");
+  const notice = document.getElementById("live-notice");
   const presence = document.getElementById("presence");
   const me = Number(live.dataset.me);
   const view = live.dataset.view;
@@ -99,13 +100,13 @@
   }
   connect();
 
-  // A short message in the live bar (a refused move, say).
+  // A short message in the live bar (a refused move, say), beside the connection's state: a
+  // stream that drops meanwhile does not write over it. A newer message replaces it.
+  let noticeTimer = null;
   window.issuesNotice = (text) => {
-    status.textContent = text;
-    status.hidden = false;
-    setTimeout(() => {
-      if (live.dataset.state === "open") status.hidden = true;
-      status.textContent = "Reconnecting…";
-    }, 4000);
+    notice.textContent = text;
+    notice.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => { notice.hidden = true; }, 8000);
   };
 })();
