@@ -20,7 +20,7 @@ from sqlalchemy.orm.util import identity_key
 
 from app.db import NUMBERS_TO_TAKE, after_commit
 from app.models import Activity, Issue, Project, User
-from app.services.webhook_deliveries import prepare_deliveries
+from app.services.webhook_deliveries import enqueue_deliveries
 
 NOTIFY_CHANNEL = "issues_activity"
 
@@ -99,13 +99,15 @@ async def take_numbers(session: AsyncSession) -> None:
         work = work_by_project[project_id]
         if postgresql:
             issue_base, event_base, hooked = await _take_in_one_statement(session, project_id, work)
+            _show_numbers(work, issue_base, event_base)
         else:
             issue_base, event_base = await _take_step_by_step(session, project_id, work)
             hooked = True  # looked up below (SQLite's writers queue on its lock anyway)
-        _show_numbers(work, issue_base, event_base)
         if hooked:
             for event in work.events:
-                await _queue_deliveries(session, event)
+                await enqueue_deliveries(
+                    session, event.activity, event.project, event.actor, event.issue
+                )
         project = session.identity_map.get(identity_key(Project, project_id))
         if project is not None:  # the counters' UPDATE bypassed the ORM
             set_committed_value(project, "last_issue_number", issue_base + len(work.issues))
@@ -177,22 +179,28 @@ async def _take_in_one_statement(
 async def _take_step_by_step(
     session: AsyncSession, project_id: int, work: _ProjectNumbers
 ) -> tuple[int, int]:
-    """The same on SQLite (no UPDATE in a WITH; its writers queue on the database lock)."""
-    last_issue_number, last_event_seq = await take_project_counters(
-        session, project_id, issues=len(work.issues), events=len(work.events)
+    """The same on SQLite (no UPDATE in a WITH; its writers queue on the database lock): the
+    counters first, then the numbers as `_show_numbers` put them on the objects."""
+    counters = await session.execute(
+        update(Project)
+        .where(Project.id == project_id)
+        .values(
+            last_issue_number=Project.last_issue_number + len(work.issues),
+            last_event_seq=Project.last_event_seq + len(work.events),
+        )
+        .returning(Project.last_issue_number, Project.last_event_seq)
+        .execution_options(synchronize_session=False)
     )
+    last_issue_number, last_event_seq = counters.one()
     issue_base, event_base = last_issue_number - len(work.issues), last_event_seq - len(work.events)
+    _show_numbers(work, issue_base, event_base)
     if work.issues:
         await session.execute(
             update(Issue.__table__)
             .where(Issue.__table__.c.id == bindparam("issue_id"))
             .values(number=bindparam("new_number")),
-            [
-                {"issue_id": issue.id, "new_number": issue_base + n}
-                for n, issue in enumerate(work.issues, 1)
-            ],
+            [{"issue_id": issue.id, "new_number": issue.number} for issue in work.issues],
         )
-    places = _issue_payload_numbers(work)
     await session.execute(
         update(Activity.__table__)
         .where(Activity.__table__.c.id == bindparam("event_id"))
@@ -200,10 +208,10 @@ async def _take_step_by_step(
         [
             {
                 "event_id": event.activity.id,
-                "new_seq": event_base + n,
-                "new_payload": _payload_with_number(event.activity, issue_base, place),
+                "new_seq": event.activity.seq,
+                "new_payload": event.activity.payload,
             }
-            for n, (event, place) in enumerate(zip(work.events, places, strict=True), 1)
+            for event in work.events
         ],
     )
     return issue_base, event_base
@@ -217,8 +225,8 @@ def _payload_with_number(activity: Activity, issue_base: int, place: int | None)
 
 
 def _show_numbers(work: _ProjectNumbers, issue_base: int, event_base: int) -> None:
-    """Put the taken numbers on the session's objects, as committed values: the rows have
-    them already."""
+    """Put the taken numbers on the session's objects, as committed values (the rows have them,
+    or get them from these: `_take_step_by_step`)."""
     places = _issue_payload_numbers(work)
     for n, issue in enumerate(work.issues, 1):
         set_committed_value(issue, "number", issue_base + n)
@@ -226,38 +234,6 @@ def _show_numbers(work: _ProjectNumbers, issue_base: int, event_base: int) -> No
         set_committed_value(event.activity, "seq", event_base + n)
         payload = _payload_with_number(event.activity, issue_base, place)
         set_committed_value(event.activity, "payload", payload)
-
-
-async def _queue_deliveries(session: AsyncSession, event: _Event) -> None:
-    deliveries = await prepare_deliveries(
-        session, event.activity, event.project, event.actor, event.issue
-    )
-    if deliveries is not None:
-        deliveries.queue(session, event.activity)
-
-
-async def take_project_counters(
-    session: AsyncSession, project_id: int, *, issues: int = 0, events: int = 0
-) -> tuple[int, int]:
-    """Advance the project's counters and return their new values.
-
-    The UPDATE locks the project row until the transaction ends, so concurrent writers to one
-    project queue here and numbers are handed out in commit order; a rollback gives them back.
-    Only `take_numbers` should call it, last: every writer then takes the project's row after
-    its other locks, in the same order everywhere.
-    """
-    result = await session.execute(
-        update(Project)
-        .where(Project.id == project_id)
-        .values(
-            last_issue_number=Project.last_issue_number + issues,
-            last_event_seq=Project.last_event_seq + events,
-        )
-        .returning(Project.last_issue_number, Project.last_event_seq)
-        .execution_options(synchronize_session=False)
-    )
-    last_issue_number, last_event_seq = result.one()
-    return last_issue_number, last_event_seq
 
 
 async def activity_since(
