@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from quart import Quart
-from sqlalchemy import text
+from sqlalchemy import Row, text
 
 from app import create_app
 from app.config import normalise_database_url
@@ -134,9 +134,9 @@ class MixCard:
     status_index: int
 
 
-async def writing(app: Quart, world: World, browsers: list[Browser]) -> Step:
-    """Create an issue, move a card, add a comment, in turn. Each connection moves and
-    comments on an issue of its own, so that no two of them edit the same version."""
+async def mix_cards(app: Quart, world: World, count: int) -> tuple[list[int], list[Row]]:
+    """The writes' project's statuses in board order, and its first `count` issues (id, number,
+    version, status_id): the cards the writes move and comment on."""
     async with app.extensions["database"].sessionmaker() as session:
         statuses = list(
             await session.scalars(
@@ -150,9 +150,16 @@ async def writing(app: Quart, world: World, browsers: list[Browser]) -> Step:
                     "SELECT id, number, version, status_id FROM issue WHERE project_id = :p "
                     "ORDER BY id LIMIT :n"
                 ),
-                {"p": world.mix_project_id, "n": len(browsers)},
+                {"p": world.mix_project_id, "n": count},
             )
         ).all()
+    return statuses, list(rows)
+
+
+async def writing(app: Quart, world: World, browsers: list[Browser]) -> Step:
+    """Create an issue, move a card, add a comment, in turn. Each connection moves and
+    comments on an issue of its own, so that no two of them edit the same version."""
+    statuses, rows = await mix_cards(app, world, len(browsers))
     if len(rows) < len(browsers):
         raise SystemExit(f"the write scenario needs {len(browsers)} issues in {world.mix_key}")
     cards = {

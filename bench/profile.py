@@ -32,7 +32,7 @@ from app.models import User
 from app.services import issues
 from bench import ceiling
 from bench.data import normalise_database_url
-from bench.load import World, discover
+from bench.load import World, discover, mix_cards
 from bench.serving import log_in
 from tests.pages import csrf_token
 
@@ -118,22 +118,7 @@ async def time_writes(app: Quart, world: World, cookies: dict[str, str], runs: i
     for cookie, value in cookies.items():
         client.set_cookie("127.0.0.1", cookie, value)
     token = await csrf_token(client)
-    async with app.extensions["database"].sessionmaker() as session:
-        statuses = list(
-            await session.scalars(
-                text("SELECT id FROM workflow_status WHERE project_id = :p ORDER BY position"),
-                {"p": world.mix_project_id},
-            )
-        )
-        card = (
-            await session.execute(
-                text(
-                    "SELECT id, number, version, status_id FROM issue WHERE project_id = :p "
-                    "ORDER BY id LIMIT 1"
-                ),
-                {"p": world.mix_project_id},
-            )
-        ).one()
+    statuses, (card, *_) = await mix_cards(app, world, 1)
     version, column = card.version, statuses.index(card.status_id)
 
     async def write(n: int) -> int:
