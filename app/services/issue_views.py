@@ -83,8 +83,8 @@ class IssueHeading:
     title: str
     project: Project
     watching: bool
-    issue_seq: int | None = None
-    project_seq: int | None = None
+    issue_seq: int | None  # None: no event yet (none pruned away either)
+    project_seq: int | None
 
     @property
     def key(self) -> str:
