@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from quart import (
@@ -29,7 +28,6 @@ from app.db import get_session
 from app.errors import Invalid
 from app.live.stream import StreamSettings, event_stream, last_event_id_from, present_as
 from app.models import WorkflowStatus
-from app.models.issue import issue_key_pattern
 from app.services import boards, issues, projects
 from app.services.access import may_write, writable_project
 from app.services.boards import BoardCard, BoardColumn, BoardFilters, CardCursor
@@ -37,8 +35,6 @@ from app.services.inputs import Id, IssueMove
 from app.services.issues import StaleEdit
 
 bp = Blueprint("boards", __name__)
-
-VIEW_ISSUE_KEY = re.compile(issue_key_pattern())
 
 
 class CardMove(IssueMove):

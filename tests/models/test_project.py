@@ -9,8 +9,8 @@ import pytest
 from werkzeug.exceptions import HTTPException
 
 from app import create_app
-from app.blueprints.boards import VIEW_ISSUE_KEY
 from app.errors import Invalid
+from app.live.stream import VIEW_ISSUE_KEY
 from app.models.project import KEY_PATTERN
 from app.rendering.markdown import find_references
 from app.services.projects import normalise_key
