@@ -230,11 +230,7 @@ async def events(key: str) -> Response:
         app.extensions["broker"],
         project_id,
         last_event_id,
-        StreamSettings(
-            heartbeat=app.config["SSE_HEARTBEAT_SECONDS"],
-            retry_ms=app.config["SSE_RETRY_MILLISECONDS"],
-            replay_limit=app.config["SSE_REPLAY_LIMIT"],
-        ),
+        StreamSettings.from_config(app.config),
         present,
         # The broker checks these every SSE_RECHECK_SECONDS, for all its streams at once.
         auth_session_id=auth_session_id,

@@ -78,14 +78,6 @@ class EventStreamPath:
             return LeanEventStream(self, scope, match.group(1))
         return self.quart_connection(app, scope)
 
-    def stream_settings(self) -> StreamSettings:
-        config = self.app.config
-        return StreamSettings(
-            heartbeat=config["SSE_HEARTBEAT_SECONDS"],
-            retry_ms=config["SSE_RETRY_MILLISECONDS"],
-            replay_limit=config["SSE_REPLAY_LIMIT"],
-        )
-
     async def authorised_stream(
         self, scope: dict[str, Any], project_key: str
     ) -> EventStream | None:
@@ -123,7 +115,7 @@ class EventStreamPath:
             broker,
             project_id,
             last_event_id,
-            self.stream_settings(),
+            StreamSettings.from_config(app.config),
             viewer,
             # The broker checks these every SSE_RECHECK_SECONDS, for all its streams at once.
             auth_session_id=auth_session_id,

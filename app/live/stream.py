@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,6 +34,15 @@ class StreamSettings:
     heartbeat: float = 15.0
     retry_ms: int = 3000
     replay_limit: int = 1000
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> StreamSettings:
+        """The app's SSE_* settings, as both stream paths serve them."""
+        return cls(
+            heartbeat=config["SSE_HEARTBEAT_SECONDS"],
+            retry_ms=config["SSE_RETRY_MILLISECONDS"],
+            replay_limit=config["SSE_REPLAY_LIMIT"],
+        )
 
 
 def last_event_id_from(raw: str | None) -> int | None:
