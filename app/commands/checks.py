@@ -4,9 +4,13 @@ read as the app would read it, and whether its database is reachable and migrate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from app.config import DEV_SECRET_KEY, ConfigurationError, ProductionConfig, config
 from app.config import normalise_database_url as _normalise
@@ -108,24 +112,43 @@ DATABASE_CHECK_SECONDS = 5.0
 async def database_problems(database_url: str) -> list[Problem]:
     """Whether the database answers and its schema is the one the code needs."""
     from app.db import create_engine
-    from app.db.migrations import schema_state
+    from app.db.migrations import SchemaState, code_heads, schema_state
 
-    engine = create_engine(database_url)
-    # A server may not answer at all; a local SQLite file does (a time-out there would leave
-    # aiosqlite's thread to finish after the loop has closed, with a traceback on a slow host).
-    seconds = None if database_url.startswith("sqlite") else DATABASE_CHECK_SECONDS
-    try:
-        async with asyncio.timeout(seconds):
-            state = await schema_state(engine)
-    except Exception as error:
-        return [Problem("DATABASE_URL", f"the database does not answer: {type(error).__name__}")]
-    finally:
-        await engine.dispose()
+    if database_url.startswith("sqlite"):
+        # A local file, read with the standard library: a command that ends at once leaves no
+        # aiosqlite thread behind to call into its closed loop (a traceback on a loaded host).
+        try:
+            state = SchemaState(_sqlite_heads(database_url), code_heads())
+        except sqlite3.Error as error:
+            return [Problem("DATABASE_URL", f"the database does not answer: {error}")]
+    else:
+        engine = create_engine(database_url)
+        try:
+            async with asyncio.timeout(DATABASE_CHECK_SECONDS):
+                state = await schema_state(engine)
+        except Exception as error:
+            problem = f"the database does not answer: {type(error).__name__}"
+            return [Problem("DATABASE_URL", problem)]
+        finally:
+            await engine.dispose()
     if state.behind:
         return [Problem("DATABASE_URL", state.describe())]
     if not state.current:
         return [Problem("DATABASE_URL", "the schema is ahead of this code", unsafe=False)]
     return []
+
+
+def _sqlite_heads(database_url: str) -> tuple[str, ...]:
+    """The revisions recorded in a SQLite file's alembic_version (none before any migration)."""
+    path = make_url(database_url).database or ""
+    with contextlib.closing(sqlite3.connect(path, timeout=DATABASE_CHECK_SECONDS)) as connection:
+        recorded = connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone()
+        if recorded is None:
+            return ()
+        rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    return tuple(sorted(row[0] for row in rows))
 
 
 def check(config_name: str | None = None) -> tuple[str, list[Problem]]:
