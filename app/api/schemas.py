@@ -183,6 +183,10 @@ class IssueOut(Out):
     reporter: UserOut | None
     labels: list[LabelOut]
     due_date: date | None
+    # Filled in by issue_out (Issue.parent is an issue; the key needs its project's).
+    parent: str | None = Field(
+        None, validation_alias="parent_key", description="The parent's key, for a sub-issue."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -209,8 +213,11 @@ class StaleOut(ErrorOut):
 
 
 def issue_out(issue: Issue) -> IssueOut:
-    """Needs the issue's project, status, assignee, reporter and labels loaded."""
-    return IssueOut.model_validate(issue)
+    """Needs the issue's project, status, assignee, reporter, labels and parent loaded."""
+    answer = IssueOut.model_validate(issue)
+    if issue.parent is not None:  # same project: its key is the project's key and its number
+        answer.parent = f"{issue.project.key}-{issue.parent.number}"
+    return answer
 
 
 # --- Comments and activity --------------------------------------------------------------------

@@ -19,6 +19,7 @@ from app.models.notification import Notification, SavedSearch
 from app.models.outbox import MailStatus, OutboxMessage
 from app.models.project import Membership, Project, Role
 from app.models.rate_limit import RateLimitBucket
+from app.models.relation import IssueRelation, RelationKind, RelationType
 from app.models.user import User
 from app.models.webhook import DeliveryStatus, Webhook, WebhookDelivery
 
@@ -35,6 +36,7 @@ __all__ = [
     "DeliveryStatus",
     "Issue",
     "IssueLabel",
+    "IssueRelation",
     "IssueSearch",
     "IssueType",
     "Label",
@@ -46,6 +48,8 @@ __all__ = [
     "Priority",
     "Project",
     "RateLimitBucket",
+    "RelationKind",
+    "RelationType",
     "Role",
     "SavedSearch",
     "StatusCategory",

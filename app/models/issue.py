@@ -135,6 +135,10 @@ class Issue(Base):
         ForeignKey("user.id", ondelete="SET NULL"), index=True, default=None
     )
     due_date: Mapped[date | None] = mapped_column(Date, default=None)
+    # A sub-issue's parent, in the same project (services/relations checks it and refuses cycles).
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("issue.id", ondelete="SET NULL"), index=True, default=None
+    )
     position: Mapped[int] = mapped_column(BigInteger, default=0)
     # Bumped by SQLAlchemy on every UPDATE; a stale writer's UPDATE matches no row.
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -148,6 +152,7 @@ class Issue(Base):
     reporter: Mapped[User | None] = relationship(foreign_keys=[reporter_id], lazy="raise")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="raise")
     labels: Mapped[list[Label]] = relationship(secondary=IssueLabel, lazy="raise")
+    parent: Mapped[Issue | None] = relationship(remote_side=[id], lazy="raise")
     comments: Mapped[list[Comment]] = relationship(
         back_populates="issue", lazy="raise", order_by="Comment.id"
     )

@@ -19,6 +19,8 @@ Description = Annotated[str, Field(max_length=issues.DESCRIPTION_MAX)]
 ProjectName = Annotated[str, Field(max_length=projects.NAME_MAX)]
 ProjectDescription = Annotated[str, Field(max_length=projects.DESCRIPTION_MAX)]
 LabelIds = Annotated[list[Id], Field(max_length=50)]
+# An issue's key, such as WEB-12 (the services say whether it names one).
+IssueKey = Annotated[str, Field(max_length=40, examples=["WEB-12"])]
 # The models' enums, given as their values: JSON has text, not enum members.
 IssueTypeValue = Annotated[IssueType, Field(strict=False)]
 PriorityValue = Annotated[Priority, Field(strict=False)]
@@ -119,11 +121,12 @@ class IssueCreate(Body):
     assignee_id: Id | None = None
     label_ids: LabelIds = []
     due_date: Day | None = None
+    parent: IssueKey | None = None  # makes it a sub-issue of that issue (same project)
 
 
 class IssueUpdate(Body):
-    """Fields left out are not changed; `assignee_id` and `due_date` may be null to clear
-    them."""
+    """Fields left out are not changed; `assignee_id`, `due_date` and `parent` may be null to
+    clear them."""
 
     title: Title | None = None
     description: Description | None = None
@@ -133,6 +136,7 @@ class IssueUpdate(Body):
     assignee_id: Id | None = None
     label_ids: LabelIds | None = None
     due_date: Day | None = None
+    parent: IssueKey | None = None
 
     def changes(self) -> IssueChanges:
         """The edit asked for, as the service takes it."""
@@ -148,6 +152,8 @@ class IssueUpdate(Body):
             changes.assignee_id = self.assignee_id
         if "due_date" in self.model_fields_set:
             changes.due_date = self.due_date
+        if "parent" in self.model_fields_set:
+            changes.parent = self.parent or ""
         return changes
 
 

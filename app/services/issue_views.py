@@ -34,6 +34,7 @@ ISSUE_DETAILS = (
     joinedload(Issue.assignee),
     joinedload(Issue.reporter),
     selectinload(Issue.labels),
+    joinedload(Issue.parent).load_only(Issue.number),  # its key (same project)
 )
 
 

@@ -23,7 +23,7 @@ from app.models import (
     WorkflowStatus,
 )
 from app.models.issue import POSITION_STEP, IssueType, Priority
-from app.services import notifications, search
+from app.services import notifications, relations, search
 from app.services.access import (
     readable_project,
     writable_project,
@@ -135,15 +135,18 @@ async def create_issue(
     assignee_id: int | None = None,
     label_ids: Iterable[int] = (),
     due_date: date | None = None,
+    parent: str | None = None,
 ) -> Issue:
-    """Create an issue with the project's next number, last in its column. The reporter and the
-    assignee watch it. Raises NotFound, Forbidden or Invalid; nothing is written then."""
+    """Create an issue with the project's next number, last in its column; with `parent` (a
+    key), a sub-issue of that issue of the project. The reporter and the assignee watch it.
+    Raises NotFound, Forbidden or Invalid; nothing is written then."""
     project = await writable_project(session, actor, project_id)
     title, description = _title(title), _description(description)
     type, priority = _choice(type, IssueType, "type"), _choice(priority, Priority, "priority")
     status = await _status_of(session, project.id, status_id)
     assignee = await _assignee_of(session, project.id, assignee_id)
     labels = await _labels_of(session, project.id, label_ids)
+    parent_issue = await relations.parent_named(session, actor, project, parent)
 
     issue = Issue(
         project=project,
@@ -156,6 +159,7 @@ async def create_issue(
         reporter_id=actor.id,
         assignee_id=assignee.id if assignee else None,
         due_date=due_date,
+        parent_id=parent_issue.id if parent_issue else None,
         # Concurrent creates may share a position: cards sort by (position, id).
         position=await _last_position(session, project.id, status.id),
         labels=labels,
@@ -171,6 +175,8 @@ async def create_issue(
         issue=issue,
         payload={"title": title, "status": status.name},  # and its number, at commit
     )
+    if parent_issue is not None:
+        await relations.sub_issue_created(session, actor, parent_issue, issue)
     await session.flush()
     await notifications.watch_automatically(session, issue, [actor.id])
     if assignee is not None:
@@ -198,12 +204,21 @@ class IssueChanges:
     assignee_id: int | object | None = field(default=...)
     label_ids: list[int] | None = None
     due_date: date | object | None = field(default=...)
+    parent: str | None = None  # a key; "" for no parent
 
     def is_empty(self) -> bool:
         return (
             all(
                 getattr(self, name) is None
-                for name in ("title", "description", "type", "priority", "status_id", "label_ids")
+                for name in (
+                    "title",
+                    "description",
+                    "type",
+                    "priority",
+                    "status_id",
+                    "label_ids",
+                    "parent",
+                )
             )
             and self.assignee_id is ...
             and self.due_date is ...
@@ -329,7 +344,7 @@ async def _apply_changes(
             priority = _choice(changes.priority, Priority, "priority")
             note("priority", issue.priority, priority)
             issue.priority = priority
-        status_changed = False
+        status_changed, was_done = False, issue.status.is_done
         if changes.status_id is not None and changes.status_id != issue.status_id:
             status = await _status_of(session, issue.project_id, changes.status_id)
             note("status", issue.status.name, status.name)
@@ -354,6 +369,10 @@ async def _apply_changes(
         if changes.due_date is not ...:
             note("due date", issue.due_date, changes.due_date)
             issue.due_date = changes.due_date  # type: ignore[assignment]
+        if changes.parent is not None:
+            moved = await relations.change_parent(session, actor, issue, changes.parent)
+            if moved is not None:
+                record["parent"] = list(moved)
 
     if not record:
         return issue, False
@@ -375,6 +394,8 @@ async def _apply_changes(
         assigned_to=newly_assigned,
         status_changed=status_changed,
     )
+    if status_changed:
+        await relations.status_changed(session, actor, issue, was_done=was_done)
     if "title" in record or "description" in record:
         await search.refresh_search_document(session, issue.id)
     return issue, True
@@ -486,6 +507,7 @@ async def move_issue(
         status = await _status_of(session, issue.project_id, status_id)
         position = await _position_before(session, issue, status.id, before_id)
         changes: dict[str, list[str]] = {}
+        was_done = issue.status.is_done
         if status.id != issue.status_id:
             changes["status"] = [issue.status.name, status.name]
         issue.status, issue.position = status, position
@@ -500,4 +522,6 @@ async def move_issue(
     )
     await session.flush()
     await notifications.notify(session, issue, activity, actor, status_changed=bool(changes))
+    if changes:
+        await relations.status_changed(session, actor, issue, was_done=was_done)
     return issue

@@ -66,6 +66,7 @@ ISSUE_DETAILS = (
     joinedload(Issue.assignee),
     joinedload(Issue.reporter),
     selectinload(Issue.labels),
+    joinedload(Issue.parent).load_only(Issue.number),  # its key (same project)
 )
 # What a page's rows of issues show (macros' issue_rows): no description, no reporter.
 ROW_DETAILS = (
