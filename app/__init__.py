@@ -28,6 +28,7 @@ from app.blueprints import (
     page_cache,
     project_webhooks,
     projects,
+    relations,
 )
 from app.commands import cli
 from app.config import config
@@ -79,6 +80,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         boards.bp,
         finding.bp,
         project_webhooks.bp,
+        relations.bp,
     ):
         app.register_blueprint(blueprint)
     api.init_app(app)

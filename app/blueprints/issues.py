@@ -19,8 +19,8 @@ from app.blueprints.page_cache import (
 )
 from app.db import get_session
 from app.errors import Forbidden, Invalid
-from app.models import Issue, IssueType, Priority, Project
-from app.services import comments, issue_views, issues, projects, search
+from app.models import Issue, IssueType, Priority, Project, RelationType
+from app.services import comments, issue_views, issues, projects, relations, search
 from app.services.access import may_write, writable_project
 from app.services.inputs import BulkUpdate, CommentIn, Id, IssueCreate, IssueUpdate
 from app.services.issues import StaleEdit
@@ -212,9 +212,12 @@ async def _issue_page(
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
         targets = await link_targets(session, viewer, texts)
         project_id = issue.project_id
+        planning = await relations.issue_relations(session, viewer, issue.id, issue.parent_id)
         html = await render_part(
             "issues/_issue.html",
             issue=issue,
+            planning=planning,
+            relation_types=RelationType,
             timeline=entries,
             mentions=targets.mentions,
             references=targets.references,
@@ -228,11 +231,16 @@ async def _issue_page(
             error=error,
             stale=stale,
         )
-        return html, (targets.named, frozenset(targets.references))
+        proof = (targets.named, frozenset(targets.references), issue.parent_id, planning.proof)
+        return html, proof
 
-    async def links_unchanged(proof: tuple[frozenset[str], frozenset[str]]) -> bool:
-        named, linked = proof
-        return not named or frozenset(await readable_references(session, viewer, named)) == linked
+    async def links_unchanged(proof: tuple[Any, ...]) -> bool:
+        named, linked, parent_id, shown = proof
+        if named and frozenset(await readable_references(session, viewer, named)) != linked:
+            return False
+        # Other issues' titles and statuses, and whether the viewer may still read them.
+        fresh = relations.issue_relations(session, viewer, heading.id, parent_id)
+        return not shown or (await fresh).proof == shown
 
     # A refusal's message is shown once: that page is made afresh and not kept.
     main_part = await proven_part(

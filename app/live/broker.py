@@ -19,6 +19,7 @@ from app.live.cards import CardCache
 from app.live.presence import Presence, Viewer
 from app.models import Activity, Comment, Issue, Project
 from app.services.issue_views import ISSUE_DETAILS
+from app.services.relations import NO_MARKS, card_marks
 
 log = logging.getLogger("issues.live")
 
@@ -341,7 +342,11 @@ async def event_data(session: AsyncSession, cards: CardCache, row: Activity) -> 
         version=issue.version,
         status_id=issue.status_id,
         position=issue.position,
-        card=str(await cards.render(issue)),
+        card=str(
+            await cards.render(
+                issue, (await card_marks(session, [issue.id])).get(issue.id, NO_MARKS)
+            )
+        ),
     )
     if row.kind == "comment.added":
         comment = await session.get(Comment, row.payload.get("comment_id"))

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from app.models import Issue
 from app.rendering.templating import synchronous_templates
 from app.services.boards import BoardCard, BoardColumn
+from app.services.relations import NO_MARKS, CardMarks
 
 CARD_TEMPLATE = "boards/_card.html"
 
@@ -52,12 +53,13 @@ class CardView:
     priority: str
     assignee: CardPerson | None  # names change elsewhere than on the issue
     labels: tuple[CardLabel, ...]  # by name; renamed and recoloured elsewhere too
+    marks: CardMarks = NO_MARKS  # blocked, sub-issues' progress: other issues' changes
 
 
 CardKey = tuple[object, ...]
 
 
-def card_key(issue: Issue) -> CardKey:
+def card_key(issue: Issue, marks: CardMarks = NO_MARKS) -> CardKey:
     """Everything a card shows that can change without a new version of its issue."""
     assignee = issue.assignee
     return (
@@ -67,20 +69,21 @@ def card_key(issue: Issue) -> CardKey:
         issue.key,
         (assignee.handle, assignee.display_name, assignee.initials) if assignee else None,
         tuple(sorted(((la.id, la.name, la.color) for la in issue.labels), key=_by_name)),
+        marks,
     )
 
 
 def board_card_key(card: BoardCard, project_key: str) -> CardKey:
     """The same key, from the board's light rows (labels come sorted by name)."""
     key = f"{project_key}-{card.number}"
-    return (card.id, card.version, card.position, key, card.assignee, card.labels)
+    return (card.id, card.version, card.position, key, card.assignee, card.labels, card.marks)
 
 
 def _by_name(label: tuple[int, str, str]) -> tuple[str, int]:
     return label[1], label[0]
 
 
-def card_of_issue(issue: Issue) -> CardView:
+def card_of_issue(issue: Issue, marks: CardMarks = NO_MARKS) -> CardView:
     assignee = issue.assignee
     return CardView(
         id=issue.id,
@@ -100,6 +103,7 @@ def card_of_issue(issue: Issue) -> CardView:
             CardLabel(*label)
             for label in sorted(((la.id, la.name, la.color) for la in issue.labels), key=_by_name)
         ),
+        marks=marks,
     )
 
 
@@ -115,6 +119,7 @@ def card_of_row(card: BoardCard, project_key: str) -> CardView:
         priority=card.priority,
         assignee=CardPerson(*card.assignee) if card.assignee else None,
         labels=tuple(CardLabel(*label) for label in card.labels),
+        marks=card.marks,
     )
 
 
@@ -142,9 +147,9 @@ class CardCache:
             self.cards.popitem(last=False)
         return card
 
-    async def render(self, issue: Issue) -> Markup:
-        """A loaded issue's card (a live event's)."""
-        return self.card(card_key(issue), lambda: card_of_issue(issue))
+    async def render(self, issue: Issue, marks: CardMarks = NO_MARKS) -> Markup:
+        """A loaded issue's card (a live event's), with its marks (services/relations)."""
+        return self.card(card_key(issue, marks), lambda: card_of_issue(issue, marks))
 
     def for_board(self, project_key: str, columns: list[BoardColumn]) -> dict[int, Markup]:
         """Each card's HTML by issue id, from the board's own rows: no issue is loaded."""

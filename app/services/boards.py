@@ -41,6 +41,7 @@ from app.services.access import (
     readable_project,
 )
 from app.services.issue_views import ISSUE_DETAILS
+from app.services.relations import NO_MARKS, CardMarks, card_marks
 
 
 async def _statuses_in_board_order(session: AsyncSession, project_id: int) -> list[WorkflowStatus]:
@@ -217,6 +218,7 @@ class BoardCard:
     priority: str
     assignee: tuple[str, str, str] | None  # handle, display name, initials
     labels: tuple[tuple[int, str, str], ...]  # id, name, colour
+    marks: CardMarks = NO_MARKS  # blocked, sub-issues' progress (services/relations)
 
     @property
     def cursor(self) -> CardCursor:
@@ -290,6 +292,7 @@ async def _cards_of(session: AsyncSession, rows: list[Any]) -> list[BoardCard]:
         )
         for issue_id, label_id, name, color in label_rows:
             labels.setdefault(issue_id, []).append((label_id, name, color))
+    marks = await card_marks(session, [row[0] for row in rows])  # one query for the page
     cards = []
     for row in rows:
         issue_id, number, version, status_id, position, title, type_, priority = row[:8]
@@ -307,6 +310,7 @@ async def _cards_of(session: AsyncSession, rows: list[Any]) -> list[BoardCard]:
                 assignee=(handle, name, initials_of(name, email)) if handle else None,
                 # By name as Python orders it, as a live event's card does (not by collation).
                 labels=tuple(sorted(labels.get(issue_id, ()), key=lambda la: (la[1], la[0]))),
+                marks=marks.get(issue_id, NO_MARKS),
             )
         )
     return cards
