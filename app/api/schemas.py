@@ -18,6 +18,7 @@ from app.models import (
     Label,
     Priority,
     Project,
+    RelationType,
     Role,
     StatusCategory,
     TokenScope,
@@ -25,6 +26,7 @@ from app.models import (
     WorkflowStatus,
 )
 from app.services.projects import Member
+from app.services.relations import IssueLink, IssueRelations
 
 
 class Out(BaseModel):
@@ -220,6 +222,54 @@ def issue_out(issue: Issue) -> IssueOut:
     return answer
 
 
+# --- Relations --------------------------------------------------------------------------------
+
+
+class RelatedIssueOut(BaseModel):
+    """The other issue of a relation, or a sub-issue or parent."""
+
+    key: str
+    title: str
+    status: str
+    closed: bool
+
+
+class RelationOut(BaseModel):
+    """A relation seen from this issue: `type` is blocks, blocked_by, duplicates,
+    duplicated_by or relates_to."""
+
+    id: int
+    type: RelationType
+    issue: RelatedIssueOut
+
+
+class RelationList(BaseModel):
+    """The issue's relations to issues the caller can read (others are not listed), its parent
+    and its sub-issues with their progress."""
+
+    items: list[RelationOut]
+    parent: RelatedIssueOut | None
+    sub_issues: list[RelatedIssueOut]
+    sub_issues_done: int
+    blocked: bool
+
+
+def related_out(link: IssueLink) -> RelatedIssueOut:
+    return RelatedIssueOut(key=link.key, title=link.title, status=link.status, closed=link.done)
+
+
+def relation_list(found: IssueRelations) -> RelationList:
+    return RelationList(
+        items=[
+            RelationOut(id=r.id, type=r.type, issue=related_out(r.issue)) for r in found.relations
+        ],
+        parent=related_out(found.parent) if found.parent else None,
+        sub_issues=[related_out(link) for link in found.sub_issues],
+        sub_issues_done=found.done_count,
+        blocked=found.blocked,
+    )
+
+
 # --- Comments and activity --------------------------------------------------------------------
 
 
@@ -282,6 +332,13 @@ class PageArgs(BaseModel):
 
 class IssueSearchArgs(PageArgs):
     q: Annotated[str, Field(max_length=500, description="The search box's language.")] = ""
+
+
+class RelationArgs(BaseModel):
+    """Which relation: its type as seen from this issue, and the other issue's key."""
+
+    type: RelationType
+    issue: Annotated[str, Field(max_length=40, examples=["WEB-3"])]
 
 
 class ActivityArgs(BaseModel):

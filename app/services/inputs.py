@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from app.models import LARGEST_ID, IssueType, Priority, Role
+from app.models import LARGEST_ID, IssueType, Priority, RelationType, Role
 from app.models.project import KEY_MAX_LENGTH
 from app.services import comments, issues, projects
 from app.services.issues import IssueChanges
@@ -25,6 +25,7 @@ IssueKey = Annotated[str, Field(max_length=40, examples=["WEB-12"])]
 IssueTypeValue = Annotated[IssueType, Field(strict=False)]
 PriorityValue = Annotated[Priority, Field(strict=False)]
 RoleValue = Annotated[Role, Field(strict=False)]
+RelationTypeValue = Annotated[RelationType, Field(strict=False)]
 
 
 def _date_text(value: Any) -> Any:
@@ -182,6 +183,18 @@ class BulkUpdate(Body):
         if "assignee_id" in self.model_fields_set:
             changes.assignee_id = self.assignee_id
         return changes
+
+
+# --- Relations --------------------------------------------------------------------------------
+
+
+class RelationIn(Body):
+    """Relate the issue to `issue` (a key, any project the caller can read). `close` closes an
+    issue marked as duplicating another, in the same change."""
+
+    type: RelationTypeValue
+    issue: IssueKey
+    close: bool = False
 
 
 # --- Comments ---------------------------------------------------------------------------------

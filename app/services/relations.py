@@ -623,3 +623,64 @@ async def card_marks(session: AsyncSession, issue_ids: Sequence[int]) -> dict[in
             total=known.total + int(total or 0),
         )
     return marks
+
+
+# --- Search -----------------------------------------------------------------------------------
+
+# The search box's qualifiers that ask about relations (also parent:KEY and blocks:KEY).
+RELATION_QUALIFIERS = {("is", "blocked"), ("is", "duplicate"), ("has", "sub-issues")}
+
+
+def _issue_id_named(key: str, viewer: User | None) -> Any:
+    """The id of the issue called `key` if `viewer` may read it (no row otherwise, so that a
+    search names no issue it may not see)."""
+    parts = _split_key(key)
+    if parts is None:
+        return select(Issue.id).where(literal(False))
+    return (
+        select(Issue.id)
+        .join(Project, Project.id == Issue.project_id)
+        .where(Project.key == parts[0], Issue.number == parts[1])
+        .where(Issue.project_id.in_(readable_projects(viewer)))
+        .scalar_subquery()
+    )
+
+
+def relation_condition(name: str, value: str, viewer: User | None) -> ColumnElement[bool]:
+    """The condition of `parent:KEY`, `blocks:KEY`, `is:blocked`, `is:duplicate` or
+    `has:sub-issues` on Issue, written so that NOT of it is right too. Only relations to issues
+    `viewer` may read count: is:blocked means blocked by an open issue they can see."""
+    if name == "parent":
+        return and_(Issue.parent_id.is_not(None), Issue.parent_id == _issue_id_named(value, viewer))
+    if name == "has":
+        child = aliased(Issue)
+        return Issue.id.in_(select(child.parent_id).where(child.parent_id.is_not(None)))
+    if name == "blocks":
+        blocked = select(IssueRelation.source_id).where(
+            IssueRelation.kind == RelationKind.BLOCKS.value,
+            IssueRelation.target_id == _issue_id_named(value, viewer),
+        )
+        return Issue.id.in_(blocked)
+    other = aliased(Issue)
+    if value == "duplicate":
+        duplicates = (
+            select(IssueRelation.source_id)
+            .join(other, other.id == IssueRelation.target_id)
+            .where(
+                IssueRelation.kind == RelationKind.DUPLICATES.value,
+                other.project_id.in_(readable_projects(viewer)),
+            )
+        )
+        return Issue.id.in_(duplicates)
+    # is:blocked: open, with an open blocker the viewer may read.
+    open_statuses = select(WorkflowStatus.id).where(WorkflowStatus.category != _DONE)
+    blocked = (
+        select(IssueRelation.target_id)
+        .join(other, other.id == IssueRelation.source_id)
+        .where(
+            IssueRelation.kind == RelationKind.BLOCKS.value,
+            other.status_id.in_(open_statuses),
+            other.project_id.in_(readable_projects(viewer)),
+        )
+    )
+    return and_(Issue.status_id.in_(open_statuses), Issue.id.in_(blocked))

@@ -87,9 +87,21 @@ ROUTES: dict[str, tuple[str, str, str, dict | None]] = {
         None,
     ),
     "api.issues.issue_activity": ("read", "GET", "/api/v1/issues/PRJ-1/activity", None),
+    "api.relations.list_relations": ("read", "GET", "/api/v1/issues/PRJ-1/relations", None),
+    # Refused after the access check: an issue cannot be related to itself.
+    "api.relations.add_relation": (
+        "write",
+        "POST",
+        "/api/v1/issues/PRJ-1/relations",
+        {"type": "relates_to", "issue": "PRJ-1"},
+    ),
 }
 # Destructive for whoever is allowed first, so pinned by tests/api/test_endpoints.py instead.
-NOT_PROBED = {"api.projects.remove_member", "api.projects.delete_label"}
+NOT_PROBED = {
+    "api.projects.remove_member",
+    "api.projects.delete_label",
+    "api.relations.remove_relation",  # tests/api/test_relations.py
+}
 
 
 def expected(need: str, caller: str, public: bool, method: str) -> str:

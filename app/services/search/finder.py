@@ -46,6 +46,7 @@ from app.models import (
     User,
     WorkflowStatus,
 )
+from app.services.relations import RELATION_QUALIFIERS, relation_condition
 from app.services.search.documents import _ENGLISH, _dialect
 from app.services.search.query_language import Qualifier, Query, Words, parse_query
 
@@ -193,6 +194,8 @@ def _conditions(
 def _qualifier_condition(qualifier: Qualifier, viewer: User | None) -> ColumnElement[bool]:
     """The condition a qualifier asks for, written so that NOT of it is right for NULLs too."""
     name, value = qualifier.name, qualifier.value
+    if (name, value) in RELATION_QUALIFIERS or name in ("parent", "blocks"):
+        return relation_condition(name, value, viewer)
     if name == "is":
         done = WorkflowStatus.category == StatusCategory.DONE.value
         statuses = select(WorkflowStatus.id).where(done if value == "closed" else not_(done))

@@ -28,9 +28,12 @@ DEFAULT_SORT = "updated-desc"
 DATE_QUALIFIERS = ("created", "updated")
 QUALIFIERS = (
     "assignee",
+    "blocks",
     "created",
+    "has",
     "is",
     "label",
+    "parent",
     "priority",
     "project",
     "reporter",
@@ -41,7 +44,8 @@ QUALIFIERS = (
 )
 # The qualifiers whose values are a fixed list.
 VOCABULARIES: dict[str, tuple[str, ...]] = {
-    "is": ("open", "closed"),
+    "is": ("open", "closed", "blocked", "duplicate"),
+    "has": ("sub-issues",),
     "priority": tuple(priority.value for priority in Priority),
     "type": tuple(kind.value for kind in IssueType),
 }
@@ -236,7 +240,7 @@ def _normalise(name: str, value: str, position: int) -> str:
         return value.lower()
     if name in ("assignee", "reporter"):
         return value.lower().removeprefix("@")
-    if name == "project":
+    if name in ("project", "parent", "blocks"):
         return value.upper()
     return value  # status and label names match whatever their case
 
