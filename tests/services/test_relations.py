@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Invalid
 from app.models import Activity, Issue, IssueRelation, RelationType
-from app.services import issues, relations
+from app.services import issues, relations, search
 from app.services.issues import IssueChanges
 from tests.factories import add_member, make_issue, make_project, make_user
 from tests.services.rows import statuses
@@ -90,9 +90,7 @@ async def test_a_parent_cycle_itself_and_another_project_are_refused_and_nothing
     await _reparent(session, alice, bottom, "WEB-1")
     await _reparent(session, alice, middle, "")
     moved = await session.scalar(
-        select(Issue.parent_id)
-        .where(Issue.id == middle)
-        .execution_options(populate_existing=True)
+        select(Issue.parent_id).where(Issue.id == middle).execution_options(populate_existing=True)
     )
     assert moved is None
     top_issue = await session.get(Issue, top)
@@ -226,3 +224,36 @@ async def test_removing_a_relation_records_it_on_both(session: AsyncSession) -> 
     assert await _count(session, IssueRelation) == 0
     assert (await _kinds(session, one))[-1] == "relation.removed"
     assert (await _kinds(session, two))[-1] == "relation.removed"
+
+
+async def test_the_search_finds_by_parent_sub_issues_blockers_and_duplicates(
+    session: AsyncSession,
+) -> None:
+    alice, carol = await make_user(session), await make_user(session)
+    web = await make_project(session, alice, key="WEB", is_public=True)
+    sec = await make_project(session, alice, key="SEC")
+    parent = await make_issue(session, alice, web, title="Parent")
+    await issues.create_issue(session, alice, web.id, title="Child", parent="WEB-1")
+    blocked = await make_issue(session, alice, web, title="Blocked")  # WEB-3
+    dup = await make_issue(session, alice, web, title="Dup")  # WEB-4
+    await make_issue(session, alice, sec, title="Secret")  # SEC-1
+    await relations.add_relation(session, alice, blocked.id, "blocked_by", "WEB-1")
+    await relations.add_relation(session, alice, dup.id, "duplicates", "SEC-1")
+    await relations.add_relation(session, alice, parent.id, "blocked_by", "SEC-1")
+
+    async def keys(viewer, query: str) -> list[str]:
+        page = await search.search_issues(session, viewer, query + " sort:number-asc")
+        return [issue.key for issue in page.issues]
+
+    assert await keys(alice, "parent:web-1") == ["WEB-2"]
+    assert await keys(alice, "has:sub-issues") == ["WEB-1"]
+    assert await keys(alice, "-has:sub-issues project:WEB") == ["WEB-2", "WEB-3", "WEB-4"]
+    assert await keys(alice, "is:blocked") == ["WEB-1", "WEB-3"]
+    assert await keys(alice, "blocks:WEB-3") == ["WEB-1"]
+    assert await keys(alice, "blocks:WEB-1") == ["SEC-1"]
+    assert await keys(alice, "is:duplicate") == ["WEB-4"]
+    # Carol cannot read SEC: its issue blocks nothing and is duplicated by nothing for her.
+    assert await keys(carol, "is:blocked") == ["WEB-3"]
+    assert await keys(carol, "is:duplicate") == []
+    assert await keys(carol, "blocks:WEB-1") == []
+    assert await keys(carol, "parent:SEC-1") == []
