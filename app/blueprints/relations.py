@@ -20,21 +20,19 @@ async def add_sub_issue(key: str) -> Response:
     """A new issue of the same project, with this one as its parent: from the title alone."""
     session = get_session()
     heading = await issue_views.issue_heading(session, logged_in_user(), key)
-    await writable_project(session, logged_in_user(), heading.project.id)
+    # Read before the use case: a refusal's rollback expires the heading's project.
+    issue_key, project_id, project_key = heading.key, heading.project.id, heading.project.key
+    await writable_project(session, logged_in_user(), project_id)
     form = await request.form
     try:
         created = await issues.create_issue(
-            session,
-            logged_in_user(),
-            heading.project.id,
-            title=form.get("title", ""),
-            parent=heading.key,
+            session, logged_in_user(), project_id, title=form.get("title", ""), parent=issue_key
         )
     except Invalid as refusal:
         await flash(f"No sub-issue was added: {refusal.message}")
     else:
-        await flash(f"Added the sub-issue {heading.project.key}-{created.number}.")
-    return redirect(url_for("issues.show", key=heading.key, _anchor="sub-issues"))
+        await flash(f"Added the sub-issue {project_key}-{created.number}.")
+    return redirect(url_for("issues.show", key=issue_key, _anchor="sub-issues"))
 
 
 @bp.post("/<issue_key:key>/relations")
@@ -42,6 +40,7 @@ async def add_sub_issue(key: str) -> Response:
 async def add_relation(key: str) -> Response:
     session = get_session()
     heading = await issue_views.issue_heading(session, logged_in_user(), key)
+    issue_key = heading.key  # a refusal's rollback expires the heading's project
     form = await request.form
     try:
         await relations.add_relation(
@@ -54,7 +53,7 @@ async def add_relation(key: str) -> Response:
         )
     except Invalid as refusal:
         await flash(f"No relation was added: {refusal.message}")
-    return redirect(url_for("issues.show", key=heading.key, _anchor="relations"))
+    return redirect(url_for("issues.show", key=issue_key, _anchor="relations"))
 
 
 @bp.post("/<issue_key:key>/relations/<int(max=2147483647):relation_id>/delete")
@@ -62,5 +61,6 @@ async def add_relation(key: str) -> Response:
 async def remove_relation(key: str, relation_id: int) -> Response:
     session = get_session()
     heading = await issue_views.issue_heading(session, logged_in_user(), key)
+    issue_key = heading.key
     await relations.remove_relation(session, logged_in_user(), heading.id, relation_id)
-    return redirect(url_for("issues.show", key=heading.key, _anchor="relations"))
+    return redirect(url_for("issues.show", key=issue_key, _anchor="relations"))
