@@ -99,7 +99,11 @@ def test_every_allowed_sort_is_accepted(sort: str) -> None:
 @pytest.mark.parametrize(
     ("text", "position", "message"),
     [
-        ("colour:red", 0, 'Unknown qualifier "colour:" at column 1; known: assignee, blocks, created'),
+        (
+            "colour:red",
+            0,
+            'Unknown qualifier "colour:" at column 1; known: assignee, blocks, created',
+        ),
         ("is:open colour:red", 8, 'Unknown qualifier "colour:" at column 9'),
         ("-colour:red", 1, 'Unknown qualifier "colour:" at column 2'),
         ('label:bug "login page', 10, "Unclosed quote at column 11"),
