@@ -219,9 +219,26 @@
   document.addEventListener("issues:live", (event) => {
     const { data, seq, kind } = event.detail;
     if (!data.card) return;
+    if (kind.startsWith("subissue.") || kind.startsWith("relation.")) {
+      refreshMarks(data.card); // another issue changed: this card's marks, not its place
+      return;
+    }
     if (missed) missed.push(event.detail);
     placeCard(data.card, { seq, kind });
   });
+
+  // The blocked mark and the sub-issue progress, from a card an event about it brought.
+  function refreshMarks(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html.trim();
+    const card = template.content.firstElementChild;
+    const existing = card && document.getElementById(card.id);
+    const meta = existing && existing.querySelector(".card-meta");
+    const fresh = card && card.querySelector(".card-meta");
+    if (!meta || !fresh) return;
+    meta.replaceWith(fresh);
+    if (window.issuesPaint) window.issuesPaint(existing);
+  }
 
   // --- More cards -----------------------------------------------------------------------------
   async function loadMore(more) {

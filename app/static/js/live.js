@@ -21,7 +21,9 @@
   let attempt = 0;
 
   const KINDS = ["issue.created", "issue.updated", "issue.moved", "comment.added",
-                 "comment.edited", "comment.deleted"];
+                 "comment.edited", "comment.deleted", "subissue.added", "subissue.removed",
+                 "subissue.changed", "relation.added", "relation.removed",
+                 "relation.blocker_changed"];
 
   function onEvent(message) {
     const seq = Number(message.lastEventId || 0);
