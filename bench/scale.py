@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from quart import Quart
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import create_app
 from app.blueprints.finding import SEARCH_COUNT_LIMIT
 from app.config import normalise_database_url
-from app.models import Project, User
-from app.services import activity, boards, issue_views, projects, search
+from app.models import Issue, IssueRelation, Project, RelationKind, User
+from app.services import activity, boards, issue_views, projects, relations, search
 from app.services.access import may_write
 from app.services.references import link_targets
 from bench.load import World, discover
@@ -91,6 +91,7 @@ def issue_page(viewer: User, key: str) -> Operation:
         entries = await issue_views.timeline(session, issue)
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
         await link_targets(session, viewer, texts)
+        await relations.issue_relations(session, viewer, issue.id, issue.parent_id)
         if await may_write(session, viewer, issue.project):
             await projects.members(session, issue.project_id)
             await projects.labels(session, issue.project_id)
@@ -121,7 +122,57 @@ def issue_activity(viewer: User, key: str) -> Operation:
     return run
 
 
-def operations(viewer: User, world: World) -> dict[str, Operation]:
+def relations_api(viewer: User, key: str) -> Operation:
+    """GET /api/v1/issues/<key>/relations: its parent, sub-issues and relations."""
+
+    async def run(session: AsyncSession) -> None:
+        issue = await issue_views.get_issue_by_key(session, viewer, key)
+        await relations.relations_of_issue(session, viewer, issue)
+
+    return run
+
+
+# The planning scenarios' shapes (decision 0018): a parent with this many sub-issues, and this
+# many blocked cards on the board (half of them with an open blocker in the same project).
+SUB_ISSUES = 50
+BLOCKED_CARDS = 40
+
+
+async def prepare_planning(app: Quart, world: World) -> str:
+    """Give the board's project a parent with SUB_ISSUES sub-issues and BLOCKED_CARDS blocked
+    cards (rows written directly, once: a second run finds them). Returns the parent's key."""
+    async with app.extensions["database"].sessionmaker() as session:
+        project = await session.scalar(select(Project).where(Project.key == world.board_key))
+        assert project is not None
+        numbers = list(
+            await session.execute(
+                select(Issue.id, Issue.number)
+                .where(Issue.project_id == project.id)
+                .order_by(Issue.number)
+                .limit(1 + SUB_ISSUES + 2 * BLOCKED_CARDS)
+            )
+        )
+        parent_id, parent_number = numbers[0]
+        children = [row.id for row in numbers[1 : 1 + SUB_ISSUES]]
+        pairs = numbers[1 + SUB_ISSUES :]
+        has = await session.scalar(
+            select(func.count()).select_from(Issue).where(Issue.parent_id == parent_id)
+        )
+        if not has:
+            await session.execute(
+                update(Issue).where(Issue.id.in_(children)).values(parent_id=parent_id)
+            )
+            for blocker, blocked in zip(pairs[::2], pairs[1::2], strict=False):
+                session.add(
+                    IssueRelation(
+                        source_id=blocker.id, target_id=blocked.id, kind=RelationKind.BLOCKS
+                    )
+                )
+            await session.commit()
+        return f"{project.key}-{parent_number}"
+
+
+def operations(viewer: User, world: World, parent_key: str) -> dict[str, Operation]:
     big, issue_key = world.list_key, world.issue_keys[0]
     return {
         f"list `is:open` ({big})": issue_list(viewer, big, "is:open"),
@@ -135,6 +186,15 @@ def operations(viewer: User, world: World) -> dict[str, Operation]:
         f"activity after= last 100 ({big})": project_activity(viewer, big, 100),
         f"activity after=0 ({big})": project_activity(viewer, big, None),
         f"issue activity after=0 ({issue_key})": issue_activity(viewer, issue_key),
+        f"parent page, {SUB_ISSUES} sub-issues ({parent_key})": issue_page(viewer, parent_key),
+        f"relations API, {SUB_ISSUES} sub-issues ({parent_key})": relations_api(viewer, parent_key),
+        f"board with {BLOCKED_CARDS // 2} blocked marks ({world.board_key})": board(
+            viewer, world.board_key
+        ),
+        f"list `parent:{parent_key}` ({world.board_key})": issue_list(
+            viewer, world.board_key, f"parent:{parent_key}"
+        ),
+        "search `is:blocked`": search_page(viewer, "is:blocked"),
     }
 
 
@@ -191,6 +251,7 @@ async def main(arguments: argparse.Namespace) -> None:
     app = create_app("testing", DATABASE_URL=url)
     database = app.extensions["database"]
     world = await discover(app, arguments.viewer)
+    parent_key = await prepare_planning(app, world)
     async with database.sessionmaker() as session:
         viewer = await session.get_one(User, arguments.viewer)
         issue_count = sum(await session.scalars(select(Project.last_issue_number)))
@@ -204,7 +265,7 @@ async def main(arguments: argparse.Namespace) -> None:
             sent.append((statement, parameters))
 
     results = []
-    for name, operation in operations(viewer, world).items():
+    for name, operation in operations(viewer, world, parent_key).items():
         sent = []
         async with database.sessionmaker() as session:  # once to warm up, and to see its SQL
             await operation(session)

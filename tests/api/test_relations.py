@@ -112,7 +112,7 @@ async def test_a_relation_to_a_private_issue_never_shows_its_title_to_an_outside
     _, found, _ = await call(client, world, "GET", "/api/v1/projects/PUB/issues?q=is:blocked")
     assert [issue["key"] for issue in found["items"]] == ["PUB-1"]
     # Nor can the outsider relate anything to it, or learn that it exists.
-    status, refused, _ = await call(
+    status, _, _ = await call(
         client,
         world,
         "POST",

@@ -80,10 +80,12 @@ async def test_seed_demo_fills_an_empty_database_and_refuses_a_used_one(
 ) -> None:
     code, output = await run_quart(database_url, "seed-demo", "--issues-per-project", "4")
     assert code == 0, output
-    assert "Created 12 issues" in output
+    assert "Created 19 issues" in output  # and the planning demo's parent and sub-issues
     assert (await log_in(client, "ada@example.com", "demo password 2026")).status_code == 302
     page = await (await client.get("/p/WEB?q=sort:number-asc")).get_data(as_text=True)
     assert "WEB-1" in page
+    parent = await (await client.get("/WEB-5")).get_data(as_text=True)
+    assert "2 of 5 done" in parent and 'data-type="blocked_by"' in parent
     code, output = await run_quart(database_url, "seed-demo")
     assert code != 0 and "fills only an empty one" in output
 
