@@ -23,7 +23,7 @@ from app.models import (
     WorkflowStatus,
 )
 from app.models.issue import POSITION_STEP, IssueType, Priority
-from app.services import notifications, search
+from app.services import milestones, notifications, search
 from app.services.access import (
     readable_project,
     writable_project,
@@ -135,6 +135,8 @@ async def create_issue(
     assignee_id: int | None = None,
     label_ids: Iterable[int] = (),
     due_date: date | None = None,
+    milestone_id: int | None = None,
+    estimate: int | None = None,
 ) -> Issue:
     """Create an issue with the project's next number, last in its column. The reporter and the
     assignee watch it. Raises NotFound, Forbidden or Invalid; nothing is written then."""
@@ -144,6 +146,7 @@ async def create_issue(
     status = await _status_of(session, project.id, status_id)
     assignee = await _assignee_of(session, project.id, assignee_id)
     labels = await _labels_of(session, project.id, label_ids)
+    milestone = await milestones.milestone_of_project(session, project.id, milestone_id)
 
     issue = Issue(
         project=project,
@@ -159,6 +162,8 @@ async def create_issue(
         # Concurrent creates may share a position: cards sort by (position, id).
         position=await _last_position(session, project.id, status.id),
         labels=labels,
+        milestone_id=milestone.id if milestone else None,
+        estimate=milestones.check_estimate(estimate),
     )
     session.add(issue)
     await session.flush()
@@ -169,7 +174,13 @@ async def create_issue(
         actor,
         "issue.created",
         issue=issue,
-        payload={"title": title, "status": status.name},  # and its number, at commit
+        # and its number, at commit; its milestone and done state for the burn-up chart
+        payload={
+            "title": title,
+            "status": status.name,
+            **milestones.milestone_payload(None, issue.milestone_id),
+            **milestones.done_payload(None, status),
+        },
     )
     await session.flush()
     await notifications.watch_automatically(session, issue, [actor.id])
@@ -198,6 +209,8 @@ class IssueChanges:
     assignee_id: int | object | None = field(default=...)
     label_ids: list[int] | None = None
     due_date: date | object | None = field(default=...)
+    milestone_id: int | object | None = field(default=...)
+    estimate: int | object | None = field(default=...)
 
     def is_empty(self) -> bool:
         return (
@@ -207,6 +220,8 @@ class IssueChanges:
             )
             and self.assignee_id is ...
             and self.due_date is ...
+            and self.milestone_id is ...
+            and self.estimate is ...
         )
 
 
@@ -304,6 +319,7 @@ async def _apply_changes(
     if expected_version is not None and issue.version != expected_version:
         raise StaleEdit(issue, await _changes_since(session, issue, expected_version))
     record: dict[str, list[str]] = {}
+    extra: dict[str, Any] = {}  # the payload's machine-read facts (milestone, done)
 
     def note(name: str, before: Any, after: Any) -> None:
         if _shown(before) != _shown(after):
@@ -333,6 +349,7 @@ async def _apply_changes(
         if changes.status_id is not None and changes.status_id != issue.status_id:
             status = await _status_of(session, issue.project_id, changes.status_id)
             note("status", issue.status.name, status.name)
+            extra.update(milestones.done_payload(issue.status, status))
             issue.status = status
             issue.position = await _last_position(session, issue.project_id, status.id)
             status_changed = True
@@ -354,6 +371,23 @@ async def _apply_changes(
         if changes.due_date is not ...:
             note("due date", issue.due_date, changes.due_date)
             issue.due_date = changes.due_date  # type: ignore[assignment]
+        if changes.milestone_id is not ... and changes.milestone_id != issue.milestone_id:
+            current = issue.milestone_id
+            before = await milestones.milestone_of_project(
+                session, issue.project_id, current, current=current
+            )
+            after = await milestones.milestone_of_project(
+                session,
+                issue.project_id,
+                changes.milestone_id,  # type: ignore[arg-type]
+            )
+            note("milestone", before.title if before else None, after.title if after else None)
+            extra.update(milestones.milestone_payload(current, after.id if after else None))
+            issue.milestone_id = after.id if after else None
+        if changes.estimate is not ...:
+            estimate = milestones.check_estimate(changes.estimate)  # type: ignore[arg-type]
+            note("estimate", issue.estimate, estimate)
+            issue.estimate = estimate
 
     if not record:
         return issue, False
@@ -364,7 +398,7 @@ async def _apply_changes(
         actor,
         "issue.updated",
         issue=issue,
-        payload={"version": issue.version, "changes": record},
+        payload={"version": issue.version, "changes": record, **extra},
     )
     await session.flush()
     await notifications.notify(
@@ -486,6 +520,7 @@ async def move_issue(
         status = await _status_of(session, issue.project_id, status_id)
         position = await _position_before(session, issue, status.id, before_id)
         changes: dict[str, list[str]] = {}
+        done = milestones.done_payload(issue.status, status)
         if status.id != issue.status_id:
             changes["status"] = [issue.status.name, status.name]
         issue.status, issue.position = status, position
@@ -496,7 +531,7 @@ async def move_issue(
         actor,
         "issue.moved",
         issue=issue,
-        payload={"version": issue.version, "changes": changes, "status_id": status.id},
+        payload={"version": issue.version, "changes": changes, "status_id": status.id, **done},
     )
     await session.flush()
     await notifications.notify(session, issue, activity, actor, status_changed=bool(changes))
