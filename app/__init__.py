@@ -25,6 +25,7 @@ from app.blueprints import (
     issues,
     layout,
     main,
+    milestones,
     page_cache,
     project_webhooks,
     projects,
@@ -77,6 +78,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         projects.bp,
         issues.bp,
         boards.bp,
+        milestones.bp,
         finding.bp,
         project_webhooks.bp,
     ):

@@ -30,7 +30,7 @@ async def test_writers_create_milestones_with_unique_titles_and_others_cannot(
 ) -> None:
     owner, viewer, outsider = [await make_user(session) for _ in range(3)]
     project = await make_project(session, owner, key="WEB")
-    pid = project.id  # a refusal\'s rollback expires the project
+    pid = project.id  # a refusal's rollback expires the project
     await add_member(session, project, viewer, Role.VIEWER)
     made = await milestones.create_milestone(
         session, owner, pid, title="1.0", description="**First**", due_date=TODAY
@@ -60,7 +60,7 @@ async def test_an_issue_gets_one_milestone_of_its_project_with_an_activity_row(
 ) -> None:
     owner = await make_user(session)
     project = await make_project(session, owner, key="WEB")
-    pid = project.id  # a refusal\'s rollback expires the project
+    pid = project.id  # a refusal's rollback expires the project
     other = await make_project(session, owner, key="API")
     first = await milestones.create_milestone(session, owner, pid, title="1.0")
     second = await milestones.create_milestone(session, owner, pid, title="2.0")
@@ -91,7 +91,6 @@ async def test_an_issue_gets_one_milestone_of_its_project_with_an_activity_row(
 async def test_an_estimate_is_a_small_whole_number(session: AsyncSession) -> None:
     owner = await make_user(session)
     project = await make_project(session, owner, key="WEB")
-    pid = project.id  # a refusal\'s rollback expires the project
     issue_id = (await make_issue(session, owner, project)).id
     with pytest.raises(Invalid) as refused:
         await issues.update_issue(
@@ -109,7 +108,7 @@ async def test_the_listing_puts_open_ones_first_by_due_date_and_says_which_are_o
 ) -> None:
     owner = await make_user(session)
     project = await make_project(session, owner, key="WEB")
-    pid = project.id  # a refusal\'s rollback expires the project
+    pid = project.id  # a refusal's rollback expires the project
     later = await milestones.create_milestone(
         session, owner, pid, title="Later", due_date=TODAY + timedelta(days=30)
     )
@@ -129,7 +128,7 @@ async def test_the_listing_puts_open_ones_first_by_due_date_and_says_which_are_o
 async def test_progress_counts_issues_and_points_done(session: AsyncSession) -> None:
     owner = await make_user(session)
     project = await make_project(session, owner, key="WEB")
-    pid = project.id  # a refusal\'s rollback expires the project
+    pid = project.id  # a refusal's rollback expires the project
     release = await milestones.create_milestone(session, owner, pid, title="1.0")
     done = await _done_status(session, pid)
     for points, finished in ((3, True), (5, False), (None, False)):
@@ -165,7 +164,7 @@ async def _on_day(session: AsyncSession, issue_id: int, day: date) -> None:
 async def test_the_burn_up_chart_follows_the_log_day_by_day(session: AsyncSession) -> None:
     owner = await make_user(session)
     project = await make_project(session, owner, key="WEB")
-    pid = project.id  # a refusal\'s rollback expires the project
+    pid = project.id  # a refusal's rollback expires the project
     release = await milestones.create_milestone(session, owner, pid, title="1.0")
     start = TODAY - timedelta(days=3)
     await session.execute(
@@ -216,7 +215,7 @@ async def test_closing_with_open_issues_asks_where_they_go_and_moves_them_in_one
 ) -> None:
     owner = await make_user(session)
     project = await make_project(session, owner, key="WEB")
-    pid = project.id  # a refusal\'s rollback expires the project
+    pid = project.id  # a refusal's rollback expires the project
     release = await milestones.create_milestone(session, owner, pid, title="1.0")
     following = await milestones.create_milestone(session, owner, pid, title="1.1")
     done = await _done_status(session, pid)
@@ -236,12 +235,8 @@ async def test_closing_with_open_issues_asks_where_they_go_and_moves_them_in_one
     assert await count(session, Activity) == events
 
     with pytest.raises(Invalid):  # the target must be another open milestone of the project
-        await milestones.close_milestone(
-            session, owner, pid, release_id, move_to=release_id
-        )
-    moved = await milestones.close_milestone(
-        session, owner, pid, release_id, move_to=following_id
-    )
+        await milestones.close_milestone(session, owner, pid, release_id, move_to=release_id)
+    moved = await milestones.close_milestone(session, owner, pid, release_id, move_to=following_id)
     assert moved == 2
     assert not (await session.get(Milestone, release_id, populate_existing=True)).is_open
     for issue in left:
