@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Forbidden, Invalid, NotFound
 from app.models import Activity, Issue, Milestone, Role
-from app.services import issues, milestones
+from app.services import issues, milestones, search
 from app.services.issues import IssueChanges
 from app.services.milestone_progress import BurnUpDay, milestone_page
 from tests.factories import add_member, make_issue, make_project, make_user
@@ -255,3 +255,49 @@ async def test_closing_with_open_issues_asks_where_they_go_and_moves_them_in_one
     await milestones.close_milestone(session, owner, pid, following_id, move_to=None)
     for issue in left:
         assert (await session.get(Issue, issue, populate_existing=True)).milestone_id is None
+
+
+async def test_search_finds_issues_by_milestone_and_sorts_by_its_due_date(
+    session: AsyncSession,
+) -> None:
+    owner, outsider = await make_user(session), await make_user(session)
+    project = await make_project(session, owner, key="WEB")
+    pid = project.id
+    soon = await milestones.create_milestone(
+        session, owner, pid, title="1.0", due_date=TODAY + timedelta(days=7)
+    )
+    later = await milestones.create_milestone(
+        session, owner, pid, title="Big Release", due_date=TODAY + timedelta(days=70)
+    )
+    undated = await milestones.create_milestone(session, owner, pid, title="Someday")
+    for title, milestone in (
+        ("late", later),
+        ("none", None),
+        ("soon", soon),
+        ("undated", undated),
+        ("soon too", soon),
+    ):
+        await issues.create_issue(
+            session, owner, pid, title=title, milestone_id=milestone.id if milestone else None
+        )
+
+    async def found(query: str, viewer=owner) -> list[str]:
+        page = await search.search_issues(session, viewer, query, limit=2)
+        titles = [issue.title for issue in page.issues]
+        while page.next_cursor:  # two at a time: the cursor carries the due date
+            page = await search.search_issues(
+                session, viewer, query, after=page.next_cursor, limit=2
+            )
+            titles += [issue.title for issue in page.issues]
+        return titles
+
+    assert sorted(await found('milestone:"1.0"')) == ["soon", "soon too"]
+    assert await found('milestone:"big release"') == ["late"]
+    assert await found("milestone:none") == ["none"]
+    assert await found("no:milestone") == ["none"]
+    assert sorted(await found('-milestone:"1.0"')) == ["late", "none", "undated"]
+    assert await found("sort:milestone-asc") == ["soon", "soon too", "late", "none", "undated"]
+    assert (await found("sort:milestone-desc"))[:2] == ["undated", "none"]
+    assert await found('milestone:"1.0"', viewer=outsider) == []
+    with pytest.raises(Invalid):
+        await search.search_issues(session, owner, "no:label")

@@ -23,6 +23,8 @@ SORTS = (
     "priority-asc",
     "number-asc",
     "number-desc",
+    "milestone-asc",  # by the milestone's due date; issues without one (or it without a date) last
+    "milestone-desc",
 )
 DEFAULT_SORT = "updated-desc"
 DATE_QUALIFIERS = ("created", "updated")
@@ -31,6 +33,8 @@ QUALIFIERS = (
     "created",
     "is",
     "label",
+    "milestone",
+    "no",
     "priority",
     "project",
     "reporter",
@@ -42,6 +46,7 @@ QUALIFIERS = (
 # The qualifiers whose values are a fixed list.
 VOCABULARIES: dict[str, tuple[str, ...]] = {
     "is": ("open", "closed"),
+    "no": ("milestone",),  # no:milestone is milestone:none
     "priority": tuple(priority.value for priority in Priority),
     "type": tuple(kind.value for kind in IssueType),
 }
