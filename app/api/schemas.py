@@ -183,6 +183,8 @@ class IssueOut(Out):
     reporter: UserOut | None
     labels: list[LabelOut]
     due_date: date | None
+    milestone_id: int | None  # see /projects/{key}/milestones
+    estimate: int | None  # story points
     version: int
     created_at: datetime
     updated_at: datetime

@@ -220,7 +220,7 @@ class MilestoneUpdate(Body):
 
 class MilestoneClose(Body):
     """Close the milestone; its open issues go to the open milestone `move_to`, or to none when
-    it is null. Left out, a milestone with open issues is not closed (422 says how many)."""
+    it is null. Left out, a milestone with open issues is not closed (400 says how many)."""
 
     move_to: Id | None = None
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from app.db import utcnow
-from app.errors import Invalid, NotFound
+from app.errors import Conflict, Invalid, NotFound
 from app.models import Issue, Milestone, StatusCategory, User, WorkflowStatus
 from app.models.milestone import TITLE_MAX
 from app.services.access import readable_project, writable_project
@@ -187,8 +187,19 @@ async def summary(
 # --- Writing ----------------------------------------------------------------------------------
 
 
+class StaleMilestone(Conflict):
+    """The milestone changed since the version the writer saw (the API's If-Match)."""
+
+    status = 412
+    code = "precondition_failed"
+
+
 async def _milestone_for_update(
-    session: AsyncSession, actor: User, project_id: int, milestone_id: int
+    session: AsyncSession,
+    actor: User,
+    project_id: int,
+    milestone_id: int,
+    expected_version: int | None = None,
 ) -> Milestone:
     await writable_project(session, actor, project_id)
     milestone = await session.scalar(
@@ -196,6 +207,11 @@ async def _milestone_for_update(
     )
     if milestone is None or milestone.project_id != project_id:
         raise NotFound("No such milestone.")
+    if expected_version is not None and milestone.version != expected_version:
+        raise StaleMilestone(
+            f"{milestone.title} changed since version {expected_version}: nothing was saved. "
+            "Read it again and retry."
+        )
     return milestone
 
 
@@ -239,9 +255,13 @@ async def update_milestone(
     title: str | None = None,
     description: str | None = None,
     due_date: date | None = UNCHANGED,
+    expected_version: int | None = None,
 ) -> Milestone:
-    """Change a milestone's title, description or due date (None clears the date)."""
-    milestone = await _milestone_for_update(session, actor, project_id, milestone_id)
+    """Change a milestone's title, description or due date (None clears the date). With
+    `expected_version`, only that version: StaleMilestone otherwise."""
+    milestone = await _milestone_for_update(
+        session, actor, project_id, milestone_id, expected_version
+    )
     changes: dict[str, list[str]] = {}
     with session.no_autoflush:
         if title is not None:
@@ -295,12 +315,15 @@ async def close_milestone(
     milestone_id: int,
     *,
     move_to: int | None = UNCHANGED,
+    expected_version: int | None = None,
 ) -> int:
     """Close the milestone. Its open issues go to the open milestone `move_to`, or to none
     (None), in the same commit, each with its activity row; when it has open issues and
     `move_to` is not given, Invalid(field="move_to") asks where they go. Returns how many
-    issues moved."""
-    milestone = await _milestone_for_update(session, actor, project_id, milestone_id)
+    issues moved. With `expected_version`, only that version: StaleMilestone otherwise."""
+    milestone = await _milestone_for_update(
+        session, actor, project_id, milestone_id, expected_version
+    )
     if milestone.closed_at is not None:
         raise Invalid("This milestone is closed already.", field="state")
     target: Milestone | None = None
