@@ -52,6 +52,7 @@ class CardView:
     priority: str
     assignee: CardPerson | None  # names change elsewhere than on the issue
     labels: tuple[CardLabel, ...]  # by name; renamed and recoloured elsewhere too
+    milestone_id: int | None = None  # for the board's milestone filter (board.js)
 
 
 CardKey = tuple[object, ...]
@@ -100,6 +101,7 @@ def card_of_issue(issue: Issue) -> CardView:
             CardLabel(*label)
             for label in sorted(((la.id, la.name, la.color) for la in issue.labels), key=_by_name)
         ),
+        milestone_id=issue.milestone_id,
     )
 
 
@@ -115,6 +117,7 @@ def card_of_row(card: BoardCard, project_key: str) -> CardView:
         priority=card.priority,
         assignee=CardPerson(*card.assignee) if card.assignee else None,
         labels=tuple(CardLabel(*label) for label in card.labels),
+        milestone_id=card.milestone_id,
     )
 
 

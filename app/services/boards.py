@@ -139,6 +139,7 @@ class BoardFilters:
     type: str = ""
     assignee: str = ""
     label: str = ""
+    milestone: str = ""  # a milestone's id, or "none" for the cards in none
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> BoardFilters:
@@ -151,7 +152,13 @@ class BoardFilters:
             type=type_,
             assignee=args.get("assignee", "").strip().lower().removeprefix("@"),
             label=args.get("label", "").strip().lower(),
+            milestone=args.get("milestone", "").strip().lower(),
         )
+        if filters.milestone and not (
+            filters.milestone == "none"
+            or (filters.milestone.isdigit() and 0 < int(filters.milestone) < _INT32)
+        ):
+            raise Invalid("No such milestone.", field="milestone")
         if any(len(value) > 200 for value in (filters.text, filters.assignee, filters.label)):
             raise Invalid("That filter is too long.", field="text")
         return filters
@@ -199,6 +206,10 @@ def _filtered(query: Select[Any], project: Project, filters: BoardFilters) -> Se
             .where(IssueLabel.c.label_id == Label.id)
             .where(Label.project_id == project.id, func.lower(Label.name) == filters.label)
         )
+    if filters.milestone == "none":
+        query = query.where(Issue.milestone_id.is_(None))
+    elif filters.milestone:
+        query = query.where(Issue.milestone_id == int(filters.milestone))
     return query
 
 
@@ -217,6 +228,7 @@ class BoardCard:
     priority: str
     assignee: tuple[str, str, str] | None  # handle, display name, initials
     labels: tuple[tuple[int, str, str], ...]  # id, name, colour
+    milestone_id: int | None = None
 
     @property
     def cursor(self) -> CardCursor:
@@ -256,6 +268,7 @@ _CARD_COLUMNS = (
     User.handle,
     User.display_name,
     User.email,
+    Issue.milestone_id,
 )
 
 
@@ -293,7 +306,7 @@ async def _cards_of(session: AsyncSession, rows: list[Any]) -> list[BoardCard]:
     cards = []
     for row in rows:
         issue_id, number, version, status_id, position, title, type_, priority = row[:8]
-        handle, name, email = row[8:]
+        handle, name, email, milestone_id = row[8:]
         cards.append(
             BoardCard(
                 id=issue_id,
@@ -307,6 +320,7 @@ async def _cards_of(session: AsyncSession, rows: list[Any]) -> list[BoardCard]:
                 assignee=(handle, name, initials_of(name, email)) if handle else None,
                 # By name as Python orders it, as a live event's card does (not by collation).
                 labels=tuple(sorted(labels.get(issue_id, ()), key=lambda la: (la[1], la[0]))),
+                milestone_id=milestone_id,
             )
         )
     return cards

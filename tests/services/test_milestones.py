@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Forbidden, Invalid, NotFound
 from app.models import Activity, Issue, Milestone, Role
-from app.services import issues, milestones, search
+from app.services import boards, issues, milestones, search
+from app.services.boards import BoardFilters
 from app.services.issues import IssueChanges
 from app.services.milestone_progress import BurnUpDay, milestone_page
 from tests.factories import add_member, make_issue, make_project, make_user
@@ -301,3 +302,23 @@ async def test_search_finds_issues_by_milestone_and_sorts_by_its_due_date(
     assert await found('milestone:"1.0"', viewer=outsider) == []
     with pytest.raises(Invalid):
         await search.search_issues(session, owner, "no:label")
+
+
+async def test_the_board_filters_by_milestone_or_none(session: AsyncSession) -> None:
+    owner = await make_user(session)
+    project = await make_project(session, owner, key="WEB")
+    pid = project.id
+    release = await milestones.create_milestone(session, owner, pid, title="1.0")
+    await issues.create_issue(session, owner, pid, title="Planned", milestone_id=release.id)
+    await issues.create_issue(session, owner, pid, title="Unplanned")
+
+    async def titles(milestone: str) -> list[str]:
+        read = await boards.board(session, owner, pid, filters=BoardFilters(milestone=milestone))
+        return [card.title for column in read.columns for card in column.cards]
+
+    assert await titles(str(release.id)) == ["Planned"]
+    assert await titles("none") == ["Unplanned"]
+    assert sorted(await titles("")) == ["Planned", "Unplanned"]
+    with pytest.raises(Invalid):
+        BoardFilters.from_args({"milestone": "1.0"})
+    assert BoardFilters.from_args({"milestone": "None"}).milestone == "none"
