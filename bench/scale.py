@@ -32,6 +32,7 @@ from app.models import Project, User
 from app.services import activity, boards, issue_views, projects, search
 from app.services.access import may_write
 from app.services.references import link_targets
+from bench import milestones as milestone_scenario
 from bench.load import World, discover
 
 PLANS = Path(__file__).resolve().parent / "plans"
@@ -121,9 +122,10 @@ def issue_activity(viewer: User, key: str) -> Operation:
     return run
 
 
-def operations(viewer: User, world: World) -> dict[str, Operation]:
+def operations(viewer: User, world: World, milestone_id: int) -> dict[str, Operation]:
     big, issue_key = world.list_key, world.issue_keys[0]
     return {
+        **milestone_scenario.operations(viewer, big, milestone_id),
         f"list `is:open` ({big})": issue_list(viewer, big, "is:open"),
         f"list `is:open label:bug sort:updated-desc` ({big})": issue_list(
             viewer, big, "is:open label:bug sort:updated-desc"
@@ -191,6 +193,7 @@ async def main(arguments: argparse.Namespace) -> None:
     app = create_app("testing", DATABASE_URL=url)
     database = app.extensions["database"]
     world = await discover(app, arguments.viewer)
+    _, milestone_id = await milestone_scenario.prepare(app, arguments.viewer, world.list_key)
     async with database.sessionmaker() as session:
         viewer = await session.get_one(User, arguments.viewer)
         issue_count = sum(await session.scalars(select(Project.last_issue_number)))
@@ -204,7 +207,7 @@ async def main(arguments: argparse.Namespace) -> None:
             sent.append((statement, parameters))
 
     results = []
-    for name, operation in operations(viewer, world).items():
+    for name, operation in operations(viewer, world, milestone_id).items():
         sent = []
         async with database.sessionmaker() as session:  # once to warm up, and to see its SQL
             await operation(session)

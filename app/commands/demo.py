@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.commands.demo_milestones import plan_milestones
 from app.db import utcnow
 from app.models import IssueType, Priority, Role, User
 from app.services import accounts, comments, issues, projects
@@ -124,4 +125,5 @@ async def seed_demo(
                     IssueChanges(status_id=rng.choice(statuses).id),
                     expected_version=None,
                 )
+        await plan_milestones(session, people, project.id)
     return created

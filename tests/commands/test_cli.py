@@ -84,6 +84,8 @@ async def test_seed_demo_fills_an_empty_database_and_refuses_a_used_one(
     assert (await log_in(client, "ada@example.com", "demo password 2026")).status_code == 302
     page = await (await client.get("/p/WEB?q=sort:number-asc")).get_data(as_text=True)
     assert "WEB-1" in page
+    milestones = await (await client.get("/p/WEB/milestones")).get_data(as_text=True)
+    assert "1.0" in milestones and "1.1" in milestones  # with history: see test_milestones
     code, output = await run_quart(database_url, "seed-demo")
     assert code != 0 and "fills only an empty one" in output
 
