@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import Integer, case, cast, func, select
+from sqlalchemy import Integer, case, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import utcnow
 from app.models import Activity, Issue, Milestone, StatusCategory, User, WorkflowStatus
-from app.services.milestones import MilestoneSummary, summary
+from app.services.milestones import MilestoneSummary, get_milestone
 from app.services.search.finder import ROW_DETAILS
 
-SHOWN_PER_CATEGORY = 100  # more are a search away (milestone:"title")
+SHOWN_PER_CATEGORY = 50  # more are a search away (milestone:"title")
 # The events that may say an issue joined or left a milestone, or became done (their payload's
 # "milestone" and "done", see services/milestones).
 CHART_EVENTS = ("issue.created", "issue.updated", "issue.moved")
@@ -57,40 +58,47 @@ async def milestone_page(
     today: date | None = None,
 ) -> MilestonePage:
     """What the milestone's page shows. NotFound unless `viewer` may read the project."""
-    found = await summary(session, viewer, project_id, milestone_id, today=today)
-    groups = await _groups(session, found.milestone)
+    milestone = await get_milestone(session, viewer, project_id, milestone_id)
+    found, groups = await _groups(session, milestone, today or utcnow().date())
     chart = await burn_up(session, found, today=today)
     return MilestonePage(found, groups, chart)
 
 
-async def _groups(session: AsyncSession, milestone: Milestone) -> list[CategoryGroup]:
+async def _groups(
+    session: AsyncSession, milestone: Milestone, today: date
+) -> tuple[MilestoneSummary, list[CategoryGroup]]:
+    """The counts and the first issues of each category, from one narrow read of the
+    milestone's issues (the (project_id, milestone_id) index) and one of the rows shown."""
     groups = {category: CategoryGroup(category) for category in StatusCategory}
-    of_milestone = (Issue.project_id == milestone.project_id, Issue.milestone_id == milestone.id)
-    counted = await session.execute(
-        select(WorkflowStatus.category, func.count())
-        .join(Issue, Issue.status_id == WorkflowStatus.id)
-        .where(*of_milestone)
-        .group_by(WorkflowStatus.category)
+    members = await session.execute(
+        select(Issue.id, WorkflowStatus.category, Issue.estimate)
+        .join(WorkflowStatus, WorkflowStatus.id == Issue.status_id)
+        .where(Issue.project_id == milestone.project_id, Issue.milestone_id == milestone.id)
+        .order_by(Issue.position, Issue.id)
     )
-    for category, count in counted:
-        groups[StatusCategory(category)].count = count
-    for group in groups.values():
-        if not group.count:
-            continue
-        statuses = select(WorkflowStatus.id).where(
-            WorkflowStatus.project_id == milestone.project_id,
-            WorkflowStatus.category == group.category.value,
+    shown: list[tuple[CategoryGroup, int]] = []
+    points = points_done = 0
+    for issue_id, category, estimate in members:
+        group = groups[StatusCategory(category)]
+        group.count += 1
+        points += estimate or 0
+        if group.category is StatusCategory.DONE:
+            points_done += estimate or 0
+        if group.count <= SHOWN_PER_CATEGORY:
+            shown.append((group, issue_id))
+    if shown:
+        loaded = await session.scalars(
+            select(Issue).where(Issue.id.in_([i for _, i in shown])).options(*ROW_DETAILS)
         )
-        group.issues = list(
-            await session.scalars(
-                select(Issue)
-                .where(*of_milestone, Issue.status_id.in_(statuses))
-                .order_by(Issue.position, Issue.id)
-                .limit(SHOWN_PER_CATEGORY)
-                .options(*ROW_DETAILS)
-            )
-        )
-    return list(groups.values())
+        by_id = {issue.id: issue for issue in loaded}
+        for group, issue_id in shown:
+            group.issues.append(by_id[issue_id])
+    total = sum(group.count for group in groups.values())
+    done = groups[StatusCategory.DONE].count
+    found = MilestoneSummary(
+        milestone, total, done, points, points_done, overdue=milestone.is_overdue(today)
+    )
+    return found, list(groups.values())
 
 
 def _day(session: AsyncSession) -> object:
@@ -129,7 +137,12 @@ async def burn_up(
             (case((joined == mid, 1), else_=0) - case((left == mid, 1), else_=0)).label("d_in"),
             case((done.is_(None), 0), (done, 1), else_=-1).label("d_done"),
         )
-        .where(Activity.issue_id.in_(members), Activity.kind.in_(CHART_EVENTS))
+        .where(
+            Activity.issue_id.in_(members),
+            Activity.kind.in_(CHART_EVENTS),
+            # Only the events that say something of membership or done-ness: fewer rows to sort.
+            or_(joined.is_not(None), left.is_not(None), done.is_not(None)),
+        )
         .subquery()
     )
     window = {"partition_by": steps.c.issue_id, "order_by": steps.c.seq}
