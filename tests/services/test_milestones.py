@@ -47,6 +47,9 @@ async def test_writers_create_milestones_with_unique_titles_and_others_cannot(
         await milestones.create_milestone(session, outsider, pid, title="2.0")
     with pytest.raises(NotFound):
         await milestones.summaries(session, outsider, pid)
+    for read in (milestones.get_milestone, milestone_page, milestones.summary):
+        with pytest.raises(NotFound):
+            await read(session, outsider, pid, made_id)
     assert await count(session, Milestone) == 1
     [event] = [
         row
