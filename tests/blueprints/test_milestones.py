@@ -121,3 +121,24 @@ async def test_a_private_projects_milestones_are_not_there_for_outsiders(
         assert answer.status_code == 404, form_path
     found = await text_of(await client.get('/search?q=milestone:"Secret launch"'))
     assert "Hidden work" not in found and "Secret launch" not in found.split("<input")[0]
+
+
+async def test_the_board_filters_by_milestone_and_its_cards_say_which(
+    app: Quart, client: TestClientProtocol
+) -> None:
+    [owner] = await _people(app, "owner@example.com")
+    async with app.extensions["database"].sessionmaker() as session:
+        project = await make_project(session, owner, key="WEB")
+        release = await milestones.create_milestone(session, owner, project.id, title="1.0")
+        await issues.create_issue(
+            session, owner, project.id, title="Planned work", milestone_id=release.id
+        )
+        await make_issue(session, owner, project, title="Loose end")
+    await log_in(client, "owner@example.com")
+    board = await text_of(await client.get(f"/p/WEB/board?milestone={release.id}"))
+    assert "Planned work" in board and "Loose end" not in board
+    assert f'data-milestone="{release.id}"' in board
+    assert f'data-filter-milestone="{release.id}"' in board  # board.js filters live cards so
+    unplanned = await text_of(await client.get("/p/WEB/board?milestone=none"))
+    assert "Loose end" in unplanned and "Planned work" not in unplanned
+    assert (await client.get("/p/WEB/board?milestone=1.0")).status_code == 400
