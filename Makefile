@@ -43,6 +43,7 @@ $(VENDOR)/.installed: package.json package-lock.json
 		npm ci --no-audit --no-fund --ignore-scripts --loglevel=error && \
 		rm -rf $(VENDOR) && mkdir -p $(VENDOR) && \
 		cp node_modules/htmx.org/dist/htmx.min.js node_modules/sortablejs/Sortable.min.js \
+		   node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css \
 		   $(VENDOR)/ && touch $@; \
 	else \
 		echo "npm not found: pages will work without htmx (install Node.js for in-place edits)"; \

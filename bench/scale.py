@@ -32,6 +32,7 @@ from app.models import Issue, IssueRelation, Project, RelationKind, User
 from app.services import activity, boards, issue_views, projects, relations, search
 from app.services.access import may_write
 from app.services.references import link_targets
+from bench import milestones as milestone_scenario
 from bench.load import World, discover
 
 PLANS = Path(__file__).resolve().parent / "plans"
@@ -172,9 +173,12 @@ async def prepare_planning(app: Quart, world: World) -> str:
         return f"{project.key}-{parent_number}"
 
 
-def operations(viewer: User, world: World, parent_key: str) -> dict[str, Operation]:
+def operations(
+    viewer: User, world: World, parent_key: str, milestone_id: int
+) -> dict[str, Operation]:
     big, issue_key = world.list_key, world.issue_keys[0]
     return {
+        **milestone_scenario.operations(viewer, big, milestone_id),
         f"list `is:open` ({big})": issue_list(viewer, big, "is:open"),
         f"list `is:open label:bug sort:updated-desc` ({big})": issue_list(
             viewer, big, "is:open label:bug sort:updated-desc"
@@ -252,6 +256,7 @@ async def main(arguments: argparse.Namespace) -> None:
     database = app.extensions["database"]
     world = await discover(app, arguments.viewer)
     parent_key = await prepare_planning(app, world)
+    _, milestone_id = await milestone_scenario.prepare(app, arguments.viewer, world.list_key)
     async with database.sessionmaker() as session:
         viewer = await session.get_one(User, arguments.viewer)
         issue_count = sum(await session.scalars(select(Project.last_issue_number)))
@@ -265,7 +270,7 @@ async def main(arguments: argparse.Namespace) -> None:
             sent.append((statement, parameters))
 
     results = []
-    for name, operation in operations(viewer, world, parent_key).items():
+    for name, operation in operations(viewer, world, parent_key, milestone_id).items():
         sent = []
         async with database.sessionmaker() as session:  # once to warm up, and to see its SQL
             await operation(session)

@@ -189,6 +189,8 @@ class IssueOut(Out):
     parent: str | None = Field(
         None, validation_alias="parent_key", description="The parent's key, for a sub-issue."
     )
+    milestone_id: int | None  # see /projects/{key}/milestones
+    estimate: int | None  # story points
     version: int
     created_at: datetime
     updated_at: datetime

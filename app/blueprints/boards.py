@@ -28,7 +28,7 @@ from app.db import get_session
 from app.errors import Invalid
 from app.live.stream import StreamSettings, event_stream, last_event_id_from, present_as
 from app.models import WorkflowStatus
-from app.services import boards, issues, projects
+from app.services import boards, issues, milestones, projects
 from app.services.access import may_write, writable_project
 from app.services.boards import BoardCard, BoardColumn, BoardFilters, CardCursor
 from app.services.inputs import Id, IssueMove
@@ -105,6 +105,7 @@ async def board(key: str) -> str:
             card_html=cards.for_board(project.key, read.columns),
             lanes=lanes_by_assignee(read.columns) if with_lanes else None,
             can_write=writable,
+            milestones=await milestones.choices(session, project.id),
         )
 
     part_key = project_part_key("board", project, viewer, writable, with_lanes, filters)

@@ -26,6 +26,7 @@ FORM_NAMES = {
     "issue_ids": "issue",
     "issue_id": "issue",
     "before_id": "before",
+    "milestone_id": "milestone",
 }
 
 

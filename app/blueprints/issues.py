@@ -20,7 +20,7 @@ from app.blueprints.page_cache import (
 from app.db import get_session
 from app.errors import Forbidden, Invalid
 from app.models import Issue, IssueType, Priority, Project, RelationType
-from app.services import comments, issue_views, issues, projects, relations, search
+from app.services import comments, issue_views, issues, milestones, projects, relations, search
 from app.services.access import may_write, writable_project
 from app.services.inputs import BulkUpdate, CommentIn, Id, IssueCreate, IssueUpdate
 from app.services.issues import StaleEdit
@@ -89,6 +89,7 @@ async def project_issues(key: str) -> Page:
             statuses=await projects.workflow(session, project.id) if writable else [],
             members=await projects.members(session, project.id) if writable else [],
             labels=await projects.labels(session, project.id) if writable else [],
+            milestones=await milestones.choices(session, project.id) if writable else [],
         )
 
     # The whole query string: the pager's links carry it.
@@ -115,6 +116,10 @@ async def bulk_edit(key: str) -> Page:
         given["assignee_id"] = None
     elif form.get("assignee"):
         given["assignee_id"] = form["assignee"]
+    if form.get("milestone") == "none":  # likewise "Milestone…" keeps them, "None" clears
+        given["milestone_id"] = None
+    elif form.get("milestone"):
+        given["milestone_id"] = form["milestone"]
     try:
         bulk = await read_form(
             BulkUpdate,
@@ -226,6 +231,7 @@ async def _issue_page(
             statuses=await projects.workflow(session, project_id),
             members=await projects.members(session, project_id) if writable else [],
             labels=await projects.labels(session, project_id) if writable else [],
+            milestones=await milestones.choices(session, project_id, issue.milestone_id),
             types=IssueType,
             priorities=Priority,
             error=error,

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.commands.demo_milestones import plan_milestones
 from app.commands.demo_planning import seed_planning
 from app.db import utcnow
 from app.models import IssueType, Priority, Role, User
@@ -125,4 +126,5 @@ async def seed_demo(
                     IssueChanges(status_id=rng.choice(statuses).id),
                     expected_version=None,
                 )
+        await plan_milestones(session, people, project.id)
     return created + await seed_planning(session, people)

@@ -54,6 +54,7 @@ class CardView:
     assignee: CardPerson | None  # names change elsewhere than on the issue
     labels: tuple[CardLabel, ...]  # by name; renamed and recoloured elsewhere too
     marks: CardMarks = NO_MARKS  # blocked, sub-issues' progress: other issues' changes
+    milestone_id: int | None = None  # for the board's milestone filter (board.js)
 
 
 CardKey = tuple[object, ...]
@@ -104,6 +105,7 @@ def card_of_issue(issue: Issue, marks: CardMarks = NO_MARKS) -> CardView:
             for label in sorted(((la.id, la.name, la.color) for la in issue.labels), key=_by_name)
         ),
         marks=marks,
+        milestone_id=issue.milestone_id,
     )
 
 
@@ -120,6 +122,7 @@ def card_of_row(card: BoardCard, project_key: str) -> CardView:
         assignee=CardPerson(*card.assignee) if card.assignee else None,
         labels=tuple(CardLabel(*label) for label in card.labels),
         marks=card.marks,
+        milestone_id=card.milestone_id,
     )
 
 

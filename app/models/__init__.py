@@ -15,6 +15,7 @@ from app.models.issue import (
     Watcher,
     WorkflowStatus,
 )
+from app.models.milestone import Milestone
 from app.models.notification import Notification, SavedSearch
 from app.models.outbox import MailStatus, OutboxMessage
 from app.models.project import Membership, Project, Role
@@ -43,6 +44,7 @@ __all__ = [
     "LoginThrottle",
     "MailStatus",
     "Membership",
+    "Milestone",
     "Notification",
     "OutboxMessage",
     "Priority",

@@ -116,6 +116,8 @@ class Issue(Base):
         # Keyset pagination across projects (search sorted by update or creation time).
         Index("ix_issue_updated_at_id", "updated_at", "id"),
         Index("ix_issue_created_at_id", "created_at", "id"),
+        # A milestone's issues (its page, progress and burn-up chart).
+        Index("ix_issue_project_id_milestone_id", "project_id", "milestone_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -140,6 +142,10 @@ class Issue(Base):
         ForeignKey("issue.id", ondelete="SET NULL"), index=True, default=None
     )
     position: Mapped[int] = mapped_column(BigInteger, default=0)
+    milestone_id: Mapped[int | None] = mapped_column(
+        ForeignKey("milestone.id", ondelete="SET NULL"), default=None
+    )
+    estimate: Mapped[int | None] = mapped_column(Integer, default=None)  # story points
     # Bumped by SQLAlchemy on every UPDATE; a stale writer's UPDATE matches no row.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

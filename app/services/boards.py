@@ -140,6 +140,7 @@ class BoardFilters:
     type: str = ""
     assignee: str = ""
     label: str = ""
+    milestone: str = ""  # a milestone's id, or "none" for the cards in none
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> BoardFilters:
@@ -152,7 +153,13 @@ class BoardFilters:
             type=type_,
             assignee=args.get("assignee", "").strip().lower().removeprefix("@"),
             label=args.get("label", "").strip().lower(),
+            milestone=args.get("milestone", "").strip().lower(),
         )
+        if filters.milestone and not (
+            filters.milestone == "none"
+            or (filters.milestone.isdigit() and 0 < int(filters.milestone) < _INT32)
+        ):
+            raise Invalid("No such milestone.", field="milestone")
         if any(len(value) > 200 for value in (filters.text, filters.assignee, filters.label)):
             raise Invalid("That filter is too long.", field="text")
         return filters
@@ -200,6 +207,10 @@ def _filtered(query: Select[Any], project: Project, filters: BoardFilters) -> Se
             .where(IssueLabel.c.label_id == Label.id)
             .where(Label.project_id == project.id, func.lower(Label.name) == filters.label)
         )
+    if filters.milestone == "none":
+        query = query.where(Issue.milestone_id.is_(None))
+    elif filters.milestone:
+        query = query.where(Issue.milestone_id == int(filters.milestone))
     return query
 
 
@@ -219,6 +230,7 @@ class BoardCard:
     assignee: tuple[str, str, str] | None  # handle, display name, initials
     labels: tuple[tuple[int, str, str], ...]  # id, name, colour
     marks: CardMarks = NO_MARKS  # blocked, sub-issues' progress (services/relations)
+    milestone_id: int | None = None
 
     @property
     def cursor(self) -> CardCursor:
@@ -258,6 +270,7 @@ _CARD_COLUMNS = (
     User.handle,
     User.display_name,
     User.email,
+    Issue.milestone_id,
 )
 
 
@@ -296,7 +309,7 @@ async def _cards_of(session: AsyncSession, rows: list[Any]) -> list[BoardCard]:
     cards = []
     for row in rows:
         issue_id, number, version, status_id, position, title, type_, priority = row[:8]
-        handle, name, email = row[8:]
+        handle, name, email, milestone_id = row[8:]
         cards.append(
             BoardCard(
                 id=issue_id,
@@ -311,6 +324,7 @@ async def _cards_of(session: AsyncSession, rows: list[Any]) -> list[BoardCard]:
                 # By name as Python orders it, as a live event's card does (not by collation).
                 labels=tuple(sorted(labels.get(issue_id, ()), key=lambda la: (la[1], la[0]))),
                 marks=marks.get(issue_id, NO_MARKS),
+                milestone_id=milestone_id,
             )
         )
     return cards

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from app.models import LARGEST_ID, IssueType, Priority, RelationType, Role
+from app.models.milestone import TITLE_MAX as MILESTONE_TITLE_MAX
 from app.models.project import KEY_MAX_LENGTH
-from app.services import comments, issues, projects
+from app.services import comments, issues, milestones, projects
 from app.services.issues import IssueChanges
 
 Id = Annotated[int, Field(ge=1, le=LARGEST_ID)]
@@ -21,6 +22,7 @@ ProjectDescription = Annotated[str, Field(max_length=projects.DESCRIPTION_MAX)]
 LabelIds = Annotated[list[Id], Field(max_length=50)]
 # An issue's key, such as WEB-12 (the services say whether it names one).
 IssueKey = Annotated[str, Field(max_length=40, examples=["WEB-12"])]
+Estimate = Annotated[int, Field(ge=0, le=milestones.ESTIMATE_MAX)]
 # The models' enums, given as their values: JSON has text, not enum members.
 IssueTypeValue = Annotated[IssueType, Field(strict=False)]
 PriorityValue = Annotated[Priority, Field(strict=False)]
@@ -123,6 +125,8 @@ class IssueCreate(Body):
     label_ids: LabelIds = []
     due_date: Day | None = None
     parent: IssueKey | None = None  # makes it a sub-issue of that issue (same project)
+    milestone_id: Id | None = None
+    estimate: Estimate | None = None
 
 
 class IssueUpdate(Body):
@@ -138,6 +142,8 @@ class IssueUpdate(Body):
     label_ids: LabelIds | None = None
     due_date: Day | None = None
     parent: IssueKey | None = None
+    milestone_id: Id | None = None
+    estimate: Estimate | None = None
 
     def changes(self) -> IssueChanges:
         """The edit asked for, as the service takes it."""
@@ -155,6 +161,9 @@ class IssueUpdate(Body):
             changes.due_date = self.due_date
         if "parent" in self.model_fields_set:
             changes.parent = self.parent or ""
+        for name in ("milestone_id", "estimate"):  # null clears them
+            if name in self.model_fields_set:
+                setattr(changes, name, getattr(self, name))
         return changes
 
 
@@ -174,6 +183,7 @@ class BulkUpdate(Body):
     priority: PriorityValue | None = None
     assignee_id: Id | None = None
     label_ids: LabelIds | None = None
+    milestone_id: Id | None = None
 
     def changes(self) -> IssueChanges:
         """The change asked for, as the service takes it."""
@@ -182,6 +192,8 @@ class BulkUpdate(Body):
         )
         if "assignee_id" in self.model_fields_set:
             changes.assignee_id = self.assignee_id
+        if "milestone_id" in self.model_fields_set:
+            changes.milestone_id = self.milestone_id
         return changes
 
 
@@ -202,3 +214,34 @@ class RelationIn(Body):
 
 class CommentIn(Body):
     body: Annotated[str, Field(max_length=comments.BODY_MAX)]
+
+
+# --- Milestones -------------------------------------------------------------------------------
+
+
+class MilestoneCreate(Body):
+    title: Annotated[str, Field(max_length=MILESTONE_TITLE_MAX)]
+    description: Description = ""
+    due_date: Day | None = None
+
+
+class MilestoneUpdate(Body):
+    """Fields left out are not changed; `due_date` may be null to clear it."""
+
+    title: Annotated[str, Field(max_length=MILESTONE_TITLE_MAX)] | None = None
+    description: Description | None = None
+    due_date: Day | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The service's keyword arguments for the fields given."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class MilestoneClose(Body):
+    """Close the milestone; its open issues go to the open milestone `move_to`, or to none when
+    it is null. Left out, a milestone with open issues is not closed (400 says how many)."""
+
+    move_to: Id | None = None
+
+    def target(self) -> int | None:
+        return self.move_to if "move_to" in self.model_fields_set else milestones.UNCHANGED

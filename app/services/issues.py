@@ -23,7 +23,7 @@ from app.models import (
     WorkflowStatus,
 )
 from app.models.issue import POSITION_STEP, IssueType, Priority
-from app.services import notifications, relations, search
+from app.services import milestones, notifications, relations, search
 from app.services.access import (
     readable_project,
     writable_project,
@@ -136,6 +136,8 @@ async def create_issue(
     label_ids: Iterable[int] = (),
     due_date: date | None = None,
     parent: str | None = None,
+    milestone_id: int | None = None,
+    estimate: int | None = None,
 ) -> Issue:
     """Create an issue with the project's next number, last in its column; with `parent` (a
     key), a sub-issue of that issue of the project. The reporter and the assignee watch it.
@@ -147,6 +149,7 @@ async def create_issue(
     assignee = await _assignee_of(session, project.id, assignee_id)
     labels = await _labels_of(session, project.id, label_ids)
     parent_issue = await relations.parent_named(session, actor, project, parent)
+    milestone = await milestones.milestone_of_project(session, project.id, milestone_id)
 
     issue = Issue(
         project=project,
@@ -163,6 +166,8 @@ async def create_issue(
         # Concurrent creates may share a position: cards sort by (position, id).
         position=await _last_position(session, project.id, status.id),
         labels=labels,
+        milestone_id=milestone.id if milestone else None,
+        estimate=milestones.check_estimate(estimate),
     )
     session.add(issue)
     await session.flush()
@@ -173,7 +178,13 @@ async def create_issue(
         actor,
         "issue.created",
         issue=issue,
-        payload={"title": title, "status": status.name},  # and its number, at commit
+        # and its number, at commit; its milestone and done state for the burn-up chart
+        payload={
+            "title": title,
+            "status": status.name,
+            **milestones.milestone_payload(None, issue.milestone_id),
+            **milestones.done_payload(None, status),
+        },
     )
     if parent_issue is not None:
         await relations.sub_issue_created(session, actor, parent_issue, issue)
@@ -205,6 +216,8 @@ class IssueChanges:
     label_ids: list[int] | None = None
     due_date: date | object | None = field(default=...)
     parent: str | None = None  # a key; "" for no parent
+    milestone_id: int | object | None = field(default=...)
+    estimate: int | object | None = field(default=...)
 
     def is_empty(self) -> bool:
         return (
@@ -222,6 +235,8 @@ class IssueChanges:
             )
             and self.assignee_id is ...
             and self.due_date is ...
+            and self.milestone_id is ...
+            and self.estimate is ...
         )
 
 
@@ -319,6 +334,7 @@ async def _apply_changes(
     if expected_version is not None and issue.version != expected_version:
         raise StaleEdit(issue, await _changes_since(session, issue, expected_version))
     record: dict[str, list[str]] = {}
+    extra: dict[str, Any] = {}  # the payload's machine-read facts (milestone, done)
 
     def note(name: str, before: Any, after: Any) -> None:
         if _shown(before) != _shown(after):
@@ -348,6 +364,7 @@ async def _apply_changes(
         if changes.status_id is not None and changes.status_id != issue.status_id:
             status = await _status_of(session, issue.project_id, changes.status_id)
             note("status", issue.status.name, status.name)
+            extra.update(milestones.done_payload(issue.status, status))
             issue.status = status
             issue.position = await _last_position(session, issue.project_id, status.id)
             status_changed = True
@@ -373,6 +390,23 @@ async def _apply_changes(
             moved = await relations.change_parent(session, actor, issue, changes.parent)
             if moved is not None:
                 record["parent"] = list(moved)
+        if changes.milestone_id is not ... and changes.milestone_id != issue.milestone_id:
+            current = issue.milestone_id
+            before = await milestones.milestone_of_project(
+                session, issue.project_id, current, current=current
+            )
+            after = await milestones.milestone_of_project(
+                session,
+                issue.project_id,
+                changes.milestone_id,  # type: ignore[arg-type]
+            )
+            note("milestone", before.title if before else None, after.title if after else None)
+            extra.update(milestones.milestone_payload(current, after.id if after else None))
+            issue.milestone_id = after.id if after else None
+        if changes.estimate is not ...:
+            estimate = milestones.check_estimate(changes.estimate)  # type: ignore[arg-type]
+            note("estimate", issue.estimate, estimate)
+            issue.estimate = estimate
 
     if not record:
         return issue, False
@@ -383,7 +417,7 @@ async def _apply_changes(
         actor,
         "issue.updated",
         issue=issue,
-        payload={"version": issue.version, "changes": record},
+        payload={"version": issue.version, "changes": record, **extra},
     )
     await session.flush()
     await notifications.notify(
@@ -508,6 +542,7 @@ async def move_issue(
         position = await _position_before(session, issue, status.id, before_id)
         changes: dict[str, list[str]] = {}
         was_done = issue.status.is_done
+        done = milestones.done_payload(issue.status, status)
         if status.id != issue.status_id:
             changes["status"] = [issue.status.name, status.name]
         issue.status, issue.position = status, position
@@ -518,7 +553,7 @@ async def move_issue(
         actor,
         "issue.moved",
         issue=issue,
-        payload={"version": issue.version, "changes": changes, "status_id": status.id},
+        payload={"version": issue.version, "changes": changes, "status_id": status.id, **done},
     )
     await session.flush()
     await notifications.notify(session, issue, activity, actor, status_changed=bool(changes))

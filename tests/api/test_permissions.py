@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import create_app
 from app.models import Role
-from app.services import api_tokens, comments, projects
+from app.services import api_tokens, comments, milestones, projects
 from tests.api.conftest import bearer
 from tests.conftest import app_settings
 from tests.factories import add_member, make_issue, make_project, make_user
@@ -95,6 +95,37 @@ ROUTES: dict[str, tuple[str, str, str, dict | None]] = {
         "/api/v1/issues/PRJ-1/relations",
         {"type": "relates_to", "issue": "PRJ-1"},
     ),
+    "api.milestones.list_milestones": ("read", "GET", "/api/v1/projects/PRJ/milestones", None),
+    "api.milestones.create_milestone": (
+        "write",
+        "POST",
+        "/api/v1/projects/PRJ/milestones",
+        {"title": ""},
+    ),
+    "api.milestones.show_milestone": (
+        "read",
+        "GET",
+        "/api/v1/projects/PRJ/milestones/{milestone}",
+        None,
+    ),
+    "api.milestones.update_milestone": (
+        "write",
+        "PATCH",
+        "/api/v1/projects/PRJ/milestones/{milestone}",
+        {"title": ""},
+    ),
+    "api.milestones.close_milestone": (
+        "write",
+        "POST",
+        "/api/v1/projects/PRJ/milestones/{milestone}/close",
+        {"move_to": 2147483647},
+    ),
+    "api.milestones.reopen_milestone": (
+        "write",
+        "POST",
+        "/api/v1/projects/PRJ/milestones/{milestone}/reopen",
+        None,
+    ),
 }
 # Destructive for whoever is allowed first, so pinned by tests/api/test_endpoints.py instead.
 NOT_PROBED = {
@@ -169,6 +200,7 @@ async def build(
     issue = await make_issue(session, owner, project)
     comment = await comments.add_comment(session, owner, issue.id, "A first comment")
     label = await projects.save_label(session, owner, project.id, name="bug", color="#dc2626")
+    milestone = await milestones.create_milestone(session, owner, project.id, title="1.0")
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
     for name, user in people.items():
         made = await api_tokens.create_token(session, user, name="t", scope="write")
@@ -180,6 +212,7 @@ async def build(
         "issue_id": str(issue.id),
         "comment": str(comment.id),
         "label": str(label.id),
+        "milestone": str(milestone.id),
     }
     return headers, values
 

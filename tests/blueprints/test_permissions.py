@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app import create_app
 from app.models import Comment, Label, Role, SavedSearch, WebhookDelivery, WorkflowStatus
 from app.outbound.webhooks import TargetPolicy
-from app.services import api_tokens, comments, project_webhooks, projects, search
+from app.services import api_tokens, comments, milestones, project_webhooks, projects, search
 from tests.conftest import app_settings
 from tests.factories import add_member, make_issue, make_project, make_user
 from tests.mailcatcher import MailCatcher
@@ -97,6 +97,13 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
         "/p/{key}/settings/webhooks/{hook}/deliveries/{delivery}/redeliver",
         {},
     ),
+    "milestones.index": ("read", "GET", "/p/{key}/milestones", {}),
+    "milestones.roadmap": ("read", "GET", "/p/{key}/roadmap", {}),
+    "milestones.show": ("read", "GET", "/p/{key}/milestones/{milestone}", {}),
+    "milestones.create": ("write", "POST", "/p/{key}/milestones", {"title": ""}),
+    "milestones.edit": ("write", "POST", "/p/{key}/milestones/{milestone}/edit", {"title": ""}),
+    "milestones.close": ("write", "GET", "/p/{key}/milestones/{milestone}/close", {}),
+    "milestones.reopen": ("write", "POST", "/p/{key}/milestones/{milestone}/reopen", {}),
     # Last: it ends the visitor's session.
     "auth.logout": ("anyone", "POST", "/auth/logout", {}),
 }
@@ -174,6 +181,7 @@ async def build_world(app: Quart, public: bool) -> World:
         await projects.save_label(session, owner, project.id, name="bug", color="#dc2626")
         saved = await search.save_search(session, owner, name="Mine", query="assignee:me")
         token = await api_tokens.create_token(session, owner, name="CI", scope="read")
+        milestone = await milestones.create_milestone(session, owner, project.id, title="1.0")
         for user in people.values():
             user.password_hash = await app.extensions["account_settings"].hasher.hash(PASSWORD)
             session.add(user)
@@ -190,6 +198,7 @@ async def build_world(app: Quart, public: bool) -> World:
             "saved": str(saved.id),
             "token": str(token.token.id),
             "owner_handle": owner.handle,
+            "milestone": str(milestone.id),
         }
         assert await session.scalar(select(Label.id)) and await session.scalar(select(Comment.id))
         assert await session.scalar(select(SavedSearch.id))

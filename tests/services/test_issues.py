@@ -93,6 +93,7 @@ async def test_an_edit_records_who_changed_what_from_what_to_what(session: Async
             "status": ["Backlog", "Done"],
             "assignee": ["", "Ann"],
         },
+        "done": True,  # for a milestone's burn-up chart
     }
 
 

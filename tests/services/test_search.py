@@ -414,6 +414,7 @@ def sort_key(sort: str) -> Callable[[Issue], tuple[Any, int]]:
         "created": lambda issue: issue.created_at,
         "priority": lambda issue: PRIORITY_ORDER.index(issue.priority),
         "number": lambda issue: issue.number,
+        "milestone": lambda issue: date.max,  # none has one: ties, in id order
     }
     return lambda issue: (values[field](issue), issue.id)
 

@@ -40,6 +40,7 @@ from app.models import (
     IssueSearch,
     Label,
     Membership,
+    Milestone,
     Priority,
     Project,
     StatusCategory,
@@ -87,18 +88,31 @@ class SearchPage:
 
 
 _PRIORITY_RANK_SQL = case(PRIORITY_RANK, value=Issue.priority, else_=0)
+# An issue's milestone's due date; the last day there is for none, so that they sort last.
+_MILESTONE_DUE_SQL = func.coalesce(
+    select(Milestone.due_date).where(Milestone.id == Issue.milestone_id).scalar_subquery(),
+    literal(date.max),
+)
 _SORT_KEYS: dict[str, ColumnElement[Any]] = {
     "updated": Issue.updated_at,
     "created": Issue.created_at,
     "priority": _PRIORITY_RANK_SQL,
     "number": Issue.number,
+    "milestone": _MILESTONE_DUE_SQL,
 }
 
 
-def _sort_value(sort: str, issue: Issue) -> datetime | int:
+async def _sort_value(session: AsyncSession, sort: str, issue: Issue) -> datetime | date | int:
     field = sort.split("-")[0]
     if field == "priority":
         return PRIORITY_RANK.get(issue.priority, 0)
+    if field == "milestone":
+        due = None
+        if issue.milestone_id is not None:
+            due = await session.scalar(
+                select(Milestone.due_date).where(Milestone.id == issue.milestone_id)
+            )
+        return due or date.max
     return getattr(issue, {"updated": "updated_at", "created": "created_at"}.get(field, field))
 
 
@@ -139,7 +153,9 @@ async def search_issues(
     if len(issues) > limit:
         issues = issues[:limit]
         last = issues[-1]
-        next_cursor = _encode_cursor(parsed.sort, _sort_value(parsed.sort, last), last.id)
+        next_cursor = _encode_cursor(
+            parsed.sort, await _sort_value(session, parsed.sort, last), last.id
+        )
     return SearchPage(issues, next_cursor, parsed)
 
 
@@ -227,6 +243,12 @@ def _qualifier_condition(qualifier: Qualifier, viewer: User | None) -> ColumnEle
             .where(Label.name.ilike(_exactly(value), escape="\\"))
         )
         return Issue.id.in_(labelled)
+    if name == "no" or (name == "milestone" and value.lower() == "none"):
+        return Issue.milestone_id.is_(None)
+    if name == "milestone":
+        named = Milestone.title.ilike(_exactly(value), escape="\\")
+        planned = select(Milestone.id).where(named)
+        return and_(Issue.milestone_id.is_not(None), Issue.milestone_id.in_(planned))
     if name == "priority":
         return Issue.priority == value
     if name == "type":
@@ -315,14 +337,14 @@ def _prefix(token: str, marker: str) -> str:
 # --- Cursors ----------------------------------------------------------------------------------
 
 
-def _encode_cursor(sort: str, value: datetime | int, issue_id: int) -> str:
+def _encode_cursor(sort: str, value: datetime | date | int, issue_id: int) -> str:
     """An opaque, URL-safe mark of the last row shown: its sort value and its id."""
-    shown = value.isoformat() if isinstance(value, datetime) else value
+    shown = value.isoformat() if isinstance(value, date) else value
     raw = json.dumps([sort, shown, issue_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, sort: str) -> tuple[datetime | int, int]:
+def _decode_cursor(cursor: str, sort: str) -> tuple[datetime | date | int, int]:
     """The sort value and id a cursor marks. Checked field by field: a forged or garbled
     cursor, or one made for another sort order, is Invalid and never reaches the database
     with a value it cannot hold."""
@@ -337,10 +359,14 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[datetime | int, int]:
         if field in ("updated", "created"):
             if type(shown) is not str:
                 raise ValueError(cursor)
-            value: datetime | int = datetime.fromisoformat(shown)
+            value: datetime | date | int = datetime.fromisoformat(shown)
             if value.tzinfo is None:
                 raise ValueError(cursor)
             value = value.astimezone(UTC)
+        elif field == "milestone":
+            if type(shown) is not str:
+                raise ValueError(cursor)
+            value = date.fromisoformat(shown)
         elif type(shown) is not int or shown not in _INT32:
             raise ValueError(cursor)
         else:

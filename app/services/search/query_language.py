@@ -23,6 +23,8 @@ SORTS = (
     "priority-asc",
     "number-asc",
     "number-desc",
+    "milestone-asc",  # by the milestone's due date; issues without one (or it without a date) last
+    "milestone-desc",
 )
 DEFAULT_SORT = "updated-desc"
 DATE_QUALIFIERS = ("created", "updated")
@@ -34,6 +36,8 @@ QUALIFIERS = (
     "is",
     "label",
     "parent",
+    "milestone",
+    "no",
     "priority",
     "project",
     "reporter",
@@ -46,6 +50,7 @@ QUALIFIERS = (
 VOCABULARIES: dict[str, tuple[str, ...]] = {
     "is": ("open", "closed", "blocked", "duplicate"),
     "has": ("sub-issues",),
+    "no": ("milestone",),  # no:milestone is milestone:none
     "priority": tuple(priority.value for priority in Priority),
     "type": tuple(kind.value for kind in IssueType),
 }

@@ -85,14 +85,15 @@
   // --- The filters the board was read with (the server's; the same rules for live cards) -----
   function matchesFilters(card) {
     const { filterText: text, filterType: type, filterAssignee: assignee,
-            filterLabel: label } = board.dataset;
+            filterLabel: label, filterMilestone: milestone } = board.dataset;
     const title = card.querySelector(".card-title");
     const shown = `${card.dataset.key} ${title ? title.textContent : ""}`.toLowerCase();
     const labels = [...card.querySelectorAll(".label-chip")].map((chip) => chip.title.toLowerCase());
     return (!text || shown.includes(text))
       && (!type || card.dataset.type === type)
       && (!assignee || (card.dataset.assignee || "").toLowerCase().startsWith(assignee))
-      && (!label || labels.includes(label));
+      && (!label || labels.includes(label))
+      && (!milestone || (card.dataset.milestone || "none") === milestone);
   }
 
   // --- Counts: the server's whole counts, moved by live events ---------------------------------
@@ -373,7 +374,7 @@
     if (!freshBoard) return;
     board.replaceChildren(...freshBoard.childNodes);
     for (const name of ["countsSeq", "countsUrl", "filterText", "filterType", "filterAssignee",
-                        "filterLabel"]) board.dataset[name] = freshBoard.dataset[name];
+                        "filterLabel", "filterMilestone"]) board.dataset[name] = freshBoard.dataset[name];
     countsSeq = Number(board.dataset.countsSeq || 0);
     changes = [];
     const cards = board.querySelectorAll(".board-card");
