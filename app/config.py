@@ -79,6 +79,18 @@ class Config:
     # headers at all; from anyone else they are dropped before the app sees them.
     TRUST_PROXY_ADDRESSES = "127.0.0.1,::1"
 
+    # Attachments (decision 0020): "local" keeps files under ATTACHMENT_DIR (empty: the
+    # instance folder's attachments/); "s3" keeps them in ATTACHMENT_S3_BUCKET of an
+    # S3-compatible store (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), and
+    # stages uploads under ATTACHMENT_STAGING_DIR (empty: the system's temporary folder).
+    ATTACHMENT_STORAGE = "local"
+    ATTACHMENT_DIR = ""
+    ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024
+    ATTACHMENT_S3_BUCKET = ""
+    ATTACHMENT_S3_ENDPOINT_URL = ""
+    ATTACHMENT_S3_REGION = ""
+    ATTACHMENT_STAGING_DIR = ""
+
     # Logs: "json" (one object per line) or "text"; to stdout, where the platform collects them.
     LOG_FORMAT = "text"
     LOG_LEVEL = "INFO"
@@ -155,6 +167,13 @@ class Config:
         "TRUST_PROXY_COUNT": int,
         "TRUST_PROXY_ADDRESSES": str,
         "LOG_FORMAT": str,
+        "ATTACHMENT_STORAGE": str,
+        "ATTACHMENT_DIR": str,
+        "ATTACHMENT_MAX_BYTES": int,
+        "ATTACHMENT_S3_BUCKET": str,
+        "ATTACHMENT_S3_ENDPOINT_URL": str,
+        "ATTACHMENT_S3_REGION": str,
+        "ATTACHMENT_STAGING_DIR": str,
         "LOG_LEVEL": str,
         "LOGIN_FAILURES_PER_ADDRESS_AND_ACCOUNT": int,
         "LOGIN_FAILURES_PER_ADDRESS": int,
@@ -209,6 +228,10 @@ class Config:
             raise ConfigurationError("MAIL_BACKEND must be smtp or log")
         if app.config["LOG_FORMAT"] not in ("json", "text"):
             raise ConfigurationError("LOG_FORMAT must be json or text")
+        if app.config["ATTACHMENT_STORAGE"] not in ("local", "s3"):
+            raise ConfigurationError("ATTACHMENT_STORAGE must be local or s3")
+        if app.config["ATTACHMENT_STORAGE"] == "s3" and not app.config["ATTACHMENT_S3_BUCKET"]:
+            raise ConfigurationError("ATTACHMENT_STORAGE=s3 needs ATTACHMENT_S3_BUCKET")
         cls.init_app(app)
 
     @classmethod
