@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -286,6 +287,13 @@ class TestingConfig(Config):
     # A test process starts hundreds of apps: a full collection at each start costs more than
     # it saves (the benchmarks turn it on, as production has it).
     GC_FREEZE_AFTER_START = False
+
+    @classmethod
+    def init_app(cls, app: Quart) -> None:
+        # Never the checkout's instance folder: one folder per test process unless a test picks.
+        if not app.config["ATTACHMENT_DIR"]:
+            folder = Path(tempfile.gettempdir()) / f"issues-test-attachments-{os.getpid()}"
+            app.config["ATTACHMENT_DIR"] = str(folder)
 
 
 class ProductionConfig(Config):

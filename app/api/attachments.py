@@ -79,8 +79,9 @@ def attachment_out(attachment: Attachment) -> AttachmentOut:
 
 
 async def _may_attach_to(key: str) -> None:
-    issue = await issue_views.issue_heading(get_session(), caller(), key)
-    await attachments.check_may_attach(get_session(), acting_user(), issue.id)
+    user = acting_user()
+    issue = await issue_views.issue_heading(get_session(), user, key)
+    await attachments.check_may_attach(get_session(), user, issue.id)
 
 
 @bp.get("/issues/<issue_key:key>/attachments")
@@ -130,8 +131,7 @@ async def download_attachment(attachment_id: int) -> Response:
 
 @bp.delete(f"/attachments/<{ID}:attachment_id>")
 async def delete_attachment(attachment_id: int) -> Response:
-    """Delete a file (its uploader, or the project's owners and admins); the stored bytes are
-    removed once the deletion commits."""
+    """Delete a file you attached; the stored bytes are removed once the deletion commits."""
     await attachments.get_attachment(get_session(), caller(), attachment_id)
     await attachments.delete_attachment(get_session(), acting_user(), attachment_id)
     return Response(status=204)

@@ -244,6 +244,7 @@ async def upload(key: str) -> Response:
 
 
 @bp.get("/attachments/<int(max=2147483647):attachment_id>")
+@login_required
 async def file(attachment_id: int) -> Response:
     """The file, to people who may read its project (NotFound to everyone else)."""
     attachment = await attachments.get_attachment(get_session(), current_account(), attachment_id)
@@ -251,6 +252,7 @@ async def file(attachment_id: int) -> Response:
 
 
 @bp.get("/attachments/<int(max=2147483647):attachment_id>/thumbnail")
+@login_required
 async def thumbnail(attachment_id: int) -> Response:
     attachment = await attachments.get_attachment(get_session(), current_account(), attachment_id)
     return await serve(attachment, thumbnail=True)

@@ -20,7 +20,7 @@ from app.db import after_commit
 from app.errors import Forbidden, Invalid, NotFound
 from app.models import Attachment, Comment, Issue, Project, User
 from app.models.attachment import FILE_NAME_MAX, IMAGE_TYPES, THUMBNAIL_SUFFIX
-from app.services.access import readable_project, role_in, writable_project
+from app.services.access import readable_project, writable_project
 from app.services.activity import record_activity
 from app.services.transaction import use_case
 from app.storage import AttachmentStorage
@@ -267,8 +267,8 @@ async def _release(
 
 @use_case
 async def delete_attachment(session: AsyncSession, actor: User, attachment_id: int) -> None:
-    """Remove an attachment (its uploader, or the project's owners and admins): the row now,
-    the stored files after the commit. Raises NotFound or Forbidden."""
+    """Remove one's own attachment, like one's own comment: the row now, the stored files
+    after the commit. Raises NotFound or Forbidden."""
     attachment = await session.get(Attachment, attachment_id)
     if attachment is None:
         raise NotFound("No such attachment.")
@@ -278,9 +278,8 @@ async def delete_attachment(session: AsyncSession, actor: User, attachment_id: i
         project = await writable_project(session, actor, issue.project_id)
     except NotFound:
         raise NotFound("No such attachment.") from None
-    role = await role_in(session, actor, project.id)
-    if attachment.uploader_id != actor.id and not (role and role.can_manage_project):
-        raise Forbidden("Only the uploader or the project's admins can delete a file.")
+    if attachment.uploader_id != actor.id:
+        raise Forbidden("You can only delete files you attached.")
     await _release(session, project, actor, issue, attachment)
 
 
