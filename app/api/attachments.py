@@ -132,6 +132,7 @@ async def download_attachment(attachment_id: int) -> Response:
 @bp.delete(f"/attachments/<{ID}:attachment_id>")
 async def delete_attachment(attachment_id: int) -> Response:
     """Delete a file you attached; the stored bytes are removed once the deletion commits."""
-    await attachments.get_attachment(get_session(), caller(), attachment_id)
-    await attachments.delete_attachment(get_session(), acting_user(), attachment_id)
+    user = acting_user()
+    await attachments.get_attachment(get_session(), user, attachment_id)
+    await attachments.delete_attachment(get_session(), user, attachment_id)
     return Response(status=204)
