@@ -8,10 +8,12 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.commands.demo_attachments import seed_attachments
 from app.db import utcnow
 from app.models import IssueType, Priority, Role, User
 from app.services import accounts, comments, issues, projects
 from app.services.issues import IssueChanges
+from app.storage import AttachmentStorage
 
 PEOPLE = [
     ("ada@example.com", "Ada Lovelace"),
@@ -64,7 +66,11 @@ DEMO_PASSWORD = "demo password 2026"  # noqa: S105  (documented in the README: d
 
 
 async def seed_demo(
-    session: AsyncSession, settings: accounts.AccountSettings, *, issues_per_project: int = 120
+    session: AsyncSession,
+    settings: accounts.AccountSettings,
+    *,
+    issues_per_project: int = 120,
+    storage: AttachmentStorage | None = None,
 ) -> int:
     """Fill an empty database; returns the number of issues created. Refuses a used one."""
     if await session.scalar(select(User.id).limit(1)) is not None:
@@ -124,4 +130,6 @@ async def seed_demo(
                     IssueChanges(status_id=rng.choice(statuses).id),
                     expected_version=None,
                 )
+    if storage is not None:
+        await seed_attachments(session, storage, people)
     return created

@@ -84,6 +84,9 @@ async def test_seed_demo_fills_an_empty_database_and_refuses_a_used_one(
     assert (await log_in(client, "ada@example.com", "demo password 2026")).status_code == 302
     page = await (await client.get("/p/WEB?q=sort:number-asc")).get_data(as_text=True)
     assert "WEB-1" in page
+    issue_page = await (await client.get("/WEB-1")).get_data(as_text=True)
+    assert "screenshot.png" in issue_page and "server.log" in issue_page
+    assert '<img src="/attachments/' in issue_page  # the pasted image, drawn in a comment
     code, output = await run_quart(database_url, "seed-demo")
     assert code != 0 and "fills only an empty one" in output
 
