@@ -29,10 +29,11 @@ from app import create_app
 from app.blueprints.finding import SEARCH_COUNT_LIMIT
 from app.config import normalise_database_url
 from app.models import Project, User
-from app.services import activity, boards, issue_views, projects, search
+from app.services import activity, attachments, boards, issue_views, projects, search
 from app.services.access import may_write
 from app.services.references import link_targets
 from bench.load import World, discover
+from bench.scale_attachments import give_files, issue_files
 
 PLANS = Path(__file__).resolve().parent / "plans"
 BIG_TABLES = ("issue", "comment", "activity", "issue_label", "issue_search", "watcher")
@@ -89,6 +90,7 @@ def issue_page(viewer: User, key: str) -> Operation:
         heading = await issue_views.issue_heading(session, viewer, key)
         issue = await issue_views.get_issue(session, viewer, heading.project.id, heading.number)
         entries = await issue_views.timeline(session, issue)
+        await attachments.list_attachments(session, viewer, issue.id)
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
         await link_targets(session, viewer, texts)
         if await may_write(session, viewer, issue.project):
@@ -135,6 +137,7 @@ def operations(viewer: User, world: World) -> dict[str, Operation]:
         f"activity after= last 100 ({big})": project_activity(viewer, big, 100),
         f"activity after=0 ({big})": project_activity(viewer, big, None),
         f"issue activity after=0 ({issue_key})": issue_activity(viewer, issue_key),
+        f"issue attachments, 30 files ({issue_key})": issue_files(viewer, issue_key),
     }
 
 
@@ -195,6 +198,7 @@ async def main(arguments: argparse.Namespace) -> None:
         viewer = await session.get_one(User, arguments.viewer)
         issue_count = sum(await session.scalars(select(Project.last_issue_number)))
         session.expunge(viewer)
+    await give_files(database, world.issue_keys[0], viewer)
 
     sent: list[tuple[str, Any]] | None = None
 
