@@ -87,6 +87,7 @@ async def test_an_upload_answers_its_markdown_and_the_page_shows_it(
     assert answer["content_type"] == "image/png"
     page = await text_of(await client.get("/WEB-1"))
     assert f'src="/attachments/{answer["id"]}/thumbnail"' in page
+    assert "attached shot.png" in page  # the timeline records it
     assert 'data-upload-url="/WEB-1/attachments"' in page
 
 
@@ -231,6 +232,7 @@ async def test_a_member_deletes_their_file_and_it_leaves_storage(app: Quart, wor
     await app.extensions["attachment_remover"].drain()
     assert stored_files(app) == []
     assert (await bob.get(answer["url"])).status_code == 404
+    assert "deleted the file shot.png" in await text_of(await bob.get("/WEB-1"))
 
 
 async def test_a_pasted_image_renders_in_the_comment(app: Quart, world: dict) -> None:
