@@ -49,6 +49,15 @@ async def test_paste_an_image_into_a_comment_and_see_it_rendered(
     await page.goto(live_server.url + "/WEB-1")
     await page.get_by_label("Add a comment").fill("Here is what I see: ")
 
+    # Every text the status line shows while the upload runs.
+    await page.evaluate(
+        """() => {
+          window.statusSeen = [];
+          const line = document.querySelector("#attachments .upload-status");
+          new MutationObserver(() => window.statusSeen.push(line.textContent))
+            .observe(line, { childList: true, characterData: true, subtree: true });
+        }"""
+    )
     image = base64.b64encode(png_bytes(240, 120, "#dc2626")).decode()
     await page.evaluate(PASTE_IMAGE, [image, "pasted.png"])
     box = page.get_by_label("Add a comment")
@@ -56,6 +65,8 @@ async def test_paste_an_image_into_a_comment_and_see_it_rendered(
         re.compile(r"^Here is what I see: !\[pasted\.png\]\(/attachments/\d+\)$")
     )
     await expect(page.locator(".upload-status")).to_have_text("Uploaded pasted.png.")
+    seen = await page.evaluate("window.statusSeen")
+    assert any(text.startswith("Uploading pasted.png") for text in seen), seen
     # The section lists it with its thumbnail, drawn.
     thumbnail = page.locator("#attachments .attachment-preview img")
     await expect(thumbnail).to_be_visible()
@@ -85,3 +96,28 @@ async def test_pick_a_file_and_see_it_listed_as_a_download(
     link = page.locator("#attachments a.attachment-name", has_text="notes.txt")
     await expect(link).to_have_attribute("download", "")
     await expect(page.locator("#attachments")).to_contain_text("text/plain")
+
+
+DROP_FILE = """
+([text, name]) => {
+  const data = new DataTransfer();
+  data.items.add(new File([text], name, { type: "application/pdf" }));
+  const target = document.querySelector(".issue-side");
+  for (const type of ["dragover", "drop"]) {
+    const init = { dataTransfer: data, bubbles: true, cancelable: true };
+    target.dispatchEvent(new DragEvent(type, init));
+  }
+}
+"""
+
+
+async def test_drop_a_file_onto_the_page(page: Page, live_server: LiveServer, backend: str) -> None:
+    await make_account(live_server, "ann@example.com", "Ann Example")
+    await make_issue_for(live_server, "ann@example.com")
+    await log_in(page, live_server, "ann@example.com")
+    await page.goto(live_server.url + "/WEB-1")
+    await page.evaluate(DROP_FILE, ["%PDF-1.4\n%%EOF\n", "spec.pdf"])
+    await expect(page.locator(".upload-status")).to_have_text("Uploaded spec.pdf.")
+    link = page.locator("#attachments a.attachment-name", has_text="spec.pdf")
+    await expect(link).to_have_attribute("target", "_blank")  # a PDF opens in the browser
+    await expect(page.locator("#attachments")).to_contain_text("application/pdf")
