@@ -42,6 +42,10 @@ ENVELOPE_BYTES = 64 * 1024
 FILE_FIELD = "file"
 # Files served with this policy cannot run anything, even if a browser took them for a page.
 FILE_CONTENT_SECURITY_POLICY = "default-src 'none'; sandbox"
+# Except PDFs: Chromium refuses to start its PDF viewer in a sandboxed document (its bug
+# 413851) and the viewer's page needs inline styles. A PDF is shown by the browser's own
+# viewer, never as a page of this origin (its type is sniffed and nosniff holds it there).
+PDF_CONTENT_SECURITY_POLICY = "default-src 'none'; object-src 'self'; style-src 'unsafe-inline'"
 
 
 def storage() -> AttachmentStorage:
@@ -203,7 +207,11 @@ async def serve(attachment: Attachment, *, thumbnail: bool = False) -> Response:
         "inline" if inline else "attachment", attachment.file_name
     )
     headers["X-Content-Type-Options"] = "nosniff"
-    headers["Content-Security-Policy"] = FILE_CONTENT_SECURITY_POLICY
+    headers["Content-Security-Policy"] = (
+        PDF_CONTENT_SECURITY_POLICY
+        if content_type == "application/pdf"
+        else FILE_CONTENT_SECURITY_POLICY
+    )
     if not thumbnail:
         headers["Content-Length"] = str(attachment.size)
         headers["ETag"] = f'"{attachment.sha256}"'

@@ -170,6 +170,19 @@ async def test_a_safe_image_is_served_inline_and_inert(app: Quart, world: dict) 
     assert headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
 
 
+async def test_a_pdf_opens_in_the_browser_s_viewer_without_running_anything(
+    app: Quart, world: dict
+) -> None:
+    client = await logged_in(app, "ann@example.com")
+    response = await served(client, b"%PDF-1.4\n%%EOF\n", "spec.pdf")
+    headers = response.headers
+    assert headers["Content-Type"] == "application/pdf"
+    assert headers["Content-Disposition"].startswith("inline;")
+    assert headers["Content-Security-Policy"].startswith("default-src 'none';")
+    assert "script-src" not in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
 @pytest.mark.parametrize(
     "data",
     [
