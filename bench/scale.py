@@ -36,7 +36,15 @@ from bench.load import World, discover
 from bench.scale_attachments import give_files, issue_files
 
 PLANS = Path(__file__).resolve().parent / "plans"
-BIG_TABLES = ("issue", "comment", "activity", "issue_label", "issue_search", "watcher")
+BIG_TABLES = (
+    "issue",
+    "comment",
+    "activity",
+    "issue_label",
+    "issue_search",
+    "watcher",
+    "attachment",
+)
 POSTGRES_SCAN = re.compile(r"Seq Scan on (\w+)")
 SQLITE_SCAN = re.compile(r"^SCAN (\w+)(?! VIRTUAL TABLE)")
 
