@@ -16,6 +16,7 @@ from quart import Quart
 from app import api, db
 from app.blueprints import (
     account,
+    attachments,
     auth,
     boards,
     errors,
@@ -39,6 +40,8 @@ from app.outbound.mail import mail_sender_from_config
 from app.outbound.webhooks import webhook_sender_from_config
 from app.services import login_sessions, notifications
 from app.services.accounts import AccountSettings
+from app.storage import storage_from_config
+from app.storage.remover import FileRemover
 from app.web import forwarded, health, logs
 
 
@@ -68,6 +71,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
     _connect_mail(app, database)
     _connect_webhooks(app, database)
     _connect_live(app, database)
+    _connect_attachments(app, database)
 
     guards.init_app(app)
     page_cache.init_app(app)
@@ -85,6 +89,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         relations.bp,
     ):
         app.register_blueprint(blueprint)
+    attachments.init_app(app)
     api.init_app(app)
     layout.run_context_processors_in_the_loop(app)
     errors.init_app(app)
@@ -135,6 +140,17 @@ def _connect_webhooks(app: Quart, database: Database) -> None:
     app.extensions["webhook_sender"] = sender
     if app.config["WEBHOOK_SEND_IN_BACKGROUND"]:
         _while_serving(app, sender.start, sender.stop)
+
+
+def _connect_attachments(app: Quart, database: Database) -> None:
+    """Where attachments are stored, and the remover that deletes a file once the commit that
+    dropped its row is done (decision 0020)."""
+    storage = storage_from_config(app.config, app.instance_path)
+    remover = FileRemover(storage)
+    database.after_commit.files_released.append(remover.release)
+    app.extensions["attachment_storage"] = storage
+    app.extensions["attachment_remover"] = remover
+    _while_serving(app, lambda: None, remover.drain)
 
 
 def _connect_live(app: Quart, database: Database) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -78,6 +79,18 @@ class Config:
     # Only peers at these addresses (comma-separated IPs or networks, or *) may send forwarded
     # headers at all; from anyone else they are dropped before the app sees them.
     TRUST_PROXY_ADDRESSES = "127.0.0.1,::1"
+
+    # Attachments (decision 0020): "local" keeps files under ATTACHMENT_DIR (empty: the
+    # instance folder's attachments/); "s3" keeps them in ATTACHMENT_S3_BUCKET of an
+    # S3-compatible store (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), and
+    # stages uploads under ATTACHMENT_STAGING_DIR (empty: the system's temporary folder).
+    ATTACHMENT_STORAGE = "local"
+    ATTACHMENT_DIR = ""
+    ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024
+    ATTACHMENT_S3_BUCKET = ""
+    ATTACHMENT_S3_ENDPOINT_URL = ""
+    ATTACHMENT_S3_REGION = ""
+    ATTACHMENT_STAGING_DIR = ""
 
     # Logs: "json" (one object per line) or "text"; to stdout, where the platform collects them.
     LOG_FORMAT = "text"
@@ -155,6 +168,13 @@ class Config:
         "TRUST_PROXY_COUNT": int,
         "TRUST_PROXY_ADDRESSES": str,
         "LOG_FORMAT": str,
+        "ATTACHMENT_STORAGE": str,
+        "ATTACHMENT_DIR": str,
+        "ATTACHMENT_MAX_BYTES": int,
+        "ATTACHMENT_S3_BUCKET": str,
+        "ATTACHMENT_S3_ENDPOINT_URL": str,
+        "ATTACHMENT_S3_REGION": str,
+        "ATTACHMENT_STAGING_DIR": str,
         "LOG_LEVEL": str,
         "LOGIN_FAILURES_PER_ADDRESS_AND_ACCOUNT": int,
         "LOGIN_FAILURES_PER_ADDRESS": int,
@@ -209,6 +229,10 @@ class Config:
             raise ConfigurationError("MAIL_BACKEND must be smtp or log")
         if app.config["LOG_FORMAT"] not in ("json", "text"):
             raise ConfigurationError("LOG_FORMAT must be json or text")
+        if app.config["ATTACHMENT_STORAGE"] not in ("local", "s3"):
+            raise ConfigurationError("ATTACHMENT_STORAGE must be local or s3")
+        if app.config["ATTACHMENT_STORAGE"] == "s3" and not app.config["ATTACHMENT_S3_BUCKET"]:
+            raise ConfigurationError("ATTACHMENT_STORAGE=s3 needs ATTACHMENT_S3_BUCKET")
         cls.init_app(app)
 
     @classmethod
@@ -263,6 +287,13 @@ class TestingConfig(Config):
     # A test process starts hundreds of apps: a full collection at each start costs more than
     # it saves (the benchmarks turn it on, as production has it).
     GC_FREEZE_AFTER_START = False
+
+    @classmethod
+    def init_app(cls, app: Quart) -> None:
+        # Never the checkout's instance folder: one folder per test process unless a test picks.
+        if not app.config["ATTACHMENT_DIR"]:
+            folder = Path(tempfile.gettempdir()) / f"issues-test-attachments-{os.getpid()}"
+            app.config["ATTACHMENT_DIR"] = str(folder)
 
 
 class ProductionConfig(Config):

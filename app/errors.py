@@ -65,3 +65,10 @@ class TooManyRequests(ServiceError):
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         super().__init__(message or f"Too many attempts. Try again in {retry_after} seconds.")
         self.retry_after = retry_after
+
+
+class TooLarge(ServiceError):
+    """What was sent is larger than the limit the message names."""
+
+    status = 413
+    code = "too_large"

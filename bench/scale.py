@@ -29,14 +29,31 @@ from app import create_app
 from app.blueprints.finding import SEARCH_COUNT_LIMIT
 from app.config import normalise_database_url
 from app.models import Issue, IssueRelation, Project, RelationKind, User
-from app.services import activity, boards, issue_views, projects, relations, search
+from app.services import (
+    activity,
+    attachments,
+    boards,
+    issue_views,
+    projects,
+    relations,
+    search,
+)
 from app.services.access import may_write
 from app.services.references import link_targets
 from bench import milestones as milestone_scenario
 from bench.load import World, discover
+from bench.scale_attachments import give_files, issue_files
 
 PLANS = Path(__file__).resolve().parent / "plans"
-BIG_TABLES = ("issue", "comment", "activity", "issue_label", "issue_search", "watcher")
+BIG_TABLES = (
+    "issue",
+    "comment",
+    "activity",
+    "issue_label",
+    "issue_search",
+    "watcher",
+    "attachment",
+)
 POSTGRES_SCAN = re.compile(r"Seq Scan on (\w+)")
 SQLITE_SCAN = re.compile(r"^SCAN (\w+)(?! VIRTUAL TABLE)")
 
@@ -90,6 +107,7 @@ def issue_page(viewer: User, key: str) -> Operation:
         heading = await issue_views.issue_heading(session, viewer, key)
         issue = await issue_views.get_issue(session, viewer, heading.project.id, heading.number)
         entries = await issue_views.timeline(session, issue)
+        await attachments.list_attachments(session, viewer, issue.id)
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
         await link_targets(session, viewer, texts)
         await relations.issue_relations(session, viewer, issue.id, issue.parent_id)
@@ -199,6 +217,7 @@ def operations(
             viewer, world.board_key, f"parent:{parent_key}"
         ),
         "search `is:blocked`": search_page(viewer, "is:blocked"),
+        f"issue attachments, 30 files ({issue_key})": issue_files(viewer, issue_key),
     }
 
 
@@ -261,6 +280,7 @@ async def main(arguments: argparse.Namespace) -> None:
         viewer = await session.get_one(User, arguments.viewer)
         issue_count = sum(await session.scalars(select(Project.last_issue_number)))
         session.expunge(viewer)
+    await give_files(database, world.issue_keys[0], viewer)
 
     sent: list[tuple[str, Any]] | None = None
 

@@ -7,8 +7,10 @@ import itertools
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.models import Issue, Membership, Project, Role, User
-from app.services import issues, projects
+from app.models import Attachment, Issue, Membership, Project, Role, User
+from app.services import attachments, issues, projects
+from app.services.attachments import Upload
+from app.storage import AttachmentStorage, Spool
 
 _sequence = itertools.count(1)
 
@@ -58,4 +60,45 @@ async def make_issue(
 ) -> Issue:
     return await issues.create_issue(
         session, actor, project.id, title=title or f"Issue {next(_sequence)}"
+    )
+
+
+def png_bytes(width: int = 40, height: int = 30, color: str = "#2563eb") -> bytes:
+    """A small real PNG, made with Pillow."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def spooled(storage: AttachmentStorage, data: bytes, file_name: str) -> Upload:
+    """`data` as the upload route hands it to the service: streamed into a staging file."""
+    spool = Spool(storage.staging_dir, limit=len(data) + 1)
+    spool.write(data)
+    path = spool.finish()
+    return Upload(
+        path=path, file_name=file_name, size=spool.size, sha256=spool.sha256, head=spool.head
+    )
+
+
+async def make_attachment(
+    session: AsyncSession,
+    storage: AttachmentStorage,
+    actor: User,
+    issue: Issue,
+    *,
+    data: bytes | None = None,
+    file_name: str = "screenshot.png",
+    comment_id: int | None = None,
+) -> Attachment:
+    return await attachments.add_attachment(
+        session,
+        storage,
+        actor,
+        issue.id,
+        spooled(storage, png_bytes() if data is None else data, file_name),
+        comment_id=comment_id,
     )

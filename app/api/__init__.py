@@ -5,7 +5,17 @@ from __future__ import annotations
 from quart import Blueprint, Quart
 from quart_schema import hide
 
-from app.api import auth, errors, issues, me, milestones, openapi, projects, relations
+from app.api import (
+    attachments,
+    auth,
+    errors,
+    issues,
+    me,
+    milestones,
+    openapi,
+    projects,
+    relations,
+)
 
 bp = Blueprint("api", __name__, url_prefix=openapi.API_PREFIX)
 # Fixed order: who calls, then how often (cheap refusals first), then how much they send.
@@ -15,7 +25,7 @@ bp.before_request(auth.limit_body)
 bp.after_request(auth.rate_limit_headers)
 errors.register(bp)
 bp.add_url_rule("/docs", "docs", hide(openapi.docs_page))
-for resource in (me.bp, projects.bp, issues.bp, relations.bp, milestones.bp):
+for resource in (me.bp, projects.bp, issues.bp, relations.bp, milestones.bp, attachments.bp):
     bp.register_blueprint(resource)
 
 

@@ -94,6 +94,9 @@ async def limit_body() -> None:
     """API bodies are small JSON documents: refuse large ones before anything parses them."""
     if request.method not in UNSAFE_METHODS:
         return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "streams_its_body", False):
+        return  # an upload: it checks its own, larger limit and streams to disk
     limit = current_app.config["API_MAX_BODY_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge(f"A request body is at most {limit} bytes.")

@@ -20,7 +20,16 @@ from app.blueprints.page_cache import (
 from app.db import get_session
 from app.errors import Forbidden, Invalid
 from app.models import Issue, IssueType, Priority, Project, RelationType
-from app.services import comments, issue_views, issues, milestones, projects, relations, search
+from app.services import (
+    attachments,
+    comments,
+    issue_views,
+    issues,
+    milestones,
+    projects,
+    relations,
+    search,
+)
 from app.services.access import may_write, writable_project
 from app.services.inputs import BulkUpdate, CommentIn, Id, IssueCreate, IssueUpdate
 from app.services.issues import StaleEdit
@@ -236,6 +245,7 @@ async def _issue_page(
             priorities=Priority,
             error=error,
             stale=stale,
+            attachments=await attachments.list_attachments(session, viewer, issue.id),
         )
         proof = (targets.named, frozenset(targets.references), issue.parent_id, planning.proof)
         return html, proof

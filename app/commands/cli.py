@@ -174,6 +174,7 @@ def init_app(app: Quart) -> None:
                         session,
                         app.extensions["account_settings"],
                         issues_per_project=issues_per_project,
+                        storage=app.extensions["attachment_storage"],
                     )
             finally:
                 await database.dispose()

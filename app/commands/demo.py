@@ -8,12 +8,14 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.commands.demo_attachments import seed_attachments
 from app.commands.demo_milestones import plan_milestones
 from app.commands.demo_planning import seed_planning
 from app.db import utcnow
 from app.models import IssueType, Priority, Role, User
 from app.services import accounts, comments, issues, projects
 from app.services.issues import IssueChanges
+from app.storage import AttachmentStorage
 
 PEOPLE = [
     ("ada@example.com", "Ada Lovelace"),
@@ -66,7 +68,11 @@ DEMO_PASSWORD = "demo password 2026"  # noqa: S105  (documented in the README: d
 
 
 async def seed_demo(
-    session: AsyncSession, settings: accounts.AccountSettings, *, issues_per_project: int = 120
+    session: AsyncSession,
+    settings: accounts.AccountSettings,
+    *,
+    issues_per_project: int = 120,
+    storage: AttachmentStorage | None = None,
 ) -> int:
     """Fill an empty database; returns the number of issues created. Refuses a used one."""
     if await session.scalar(select(User.id).limit(1)) is not None:
@@ -127,4 +133,7 @@ async def seed_demo(
                     expected_version=None,
                 )
         await plan_milestones(session, people, project.id)
-    return created + await seed_planning(session, people)
+    created += await seed_planning(session, people)
+    if storage is not None:
+        await seed_attachments(session, storage, people)
+    return created

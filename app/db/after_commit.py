@@ -1,6 +1,7 @@
 """What runs once a transaction commits: named, typed hooks that the app factory wires.
 
-A service notes what its transaction wrote (`note_activity`, `note_mail`, `note_deliveries`);
+A service notes what its transaction wrote (`note_activity`, `note_mail`, `note_deliveries`,
+`note_released_files`);
 when that transaction commits, the dispatcher of the app whose sessionmaker made the session
 calls each hook registered for it, and when it rolls back the notes are forgotten. The hooks
 are wired in `create_app` (decision 0013): the live broker on SQLite, the mail and webhook
@@ -21,6 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 ActivityHook = Callable[[int], None]
 # Told that a commit queued work for a background sender.
 WakeHook = Callable[[], None]
+# Told the storage keys of files that a commit stopped referring to (decision 0020).
+FilesHook = Callable[[list[str]], None]
 
 _NOTES = "issues.after_commit"  # the transaction's notes, in session.info
 
@@ -30,6 +33,7 @@ class _Notes:
     projects_with_activity: set[int] = field(default_factory=set)
     mail_queued: bool = False
     deliveries_queued: bool = False
+    released_files: list[str] = field(default_factory=list)
 
 
 def _notes(session: AsyncSession | Session) -> _Notes:
@@ -55,6 +59,12 @@ def note_deliveries(session: AsyncSession | Session) -> None:
     _notes(session).deliveries_queued = True
 
 
+def note_released_files(session: AsyncSession | Session, keys: list[str]) -> None:
+    """The transaction removed the rows that named these stored files: remove the files once
+    it commits (never before: a rollback keeps the rows, and so the files)."""
+    _notes(session).released_files.extend(keys)
+
+
 @dataclass
 class AfterCommit:
     """The hooks of one app's sessions, called in order once a noted transaction commits."""
@@ -62,6 +72,7 @@ class AfterCommit:
     activity_committed: list[ActivityHook] = field(default_factory=list)
     mail_queued: list[WakeHook] = field(default_factory=list)
     deliveries_queued: list[WakeHook] = field(default_factory=list)
+    files_released: list[FilesHook] = field(default_factory=list)
 
     def attach(self, maker: sessionmaker[Session]) -> None:
         """Listen to the sessions `maker` makes (the sync side of the app's async sessions)."""
@@ -81,6 +92,9 @@ class AfterCommit:
         if notes.deliveries_queued:
             for wake in self.deliveries_queued:
                 wake()
+        if notes.released_files:
+            for release in self.files_released:
+                release(list(notes.released_files))
 
     def _rolled_back(self, session: Session, previous_transaction: Any) -> None:
         session.info.pop(_NOTES, None)

@@ -3,6 +3,7 @@
 from app.models.account import AccountToken, AuthSession, LoginThrottle, TokenPurpose
 from app.models.activity import Activity
 from app.models.api_token import ApiToken, TokenScope
+from app.models.attachment import Attachment
 from app.models.issue import (
     Comment,
     Issue,
@@ -32,6 +33,7 @@ __all__ = [
     "AccountToken",
     "Activity",
     "ApiToken",
+    "Attachment",
     "AuthSession",
     "Comment",
     "DeliveryStatus",

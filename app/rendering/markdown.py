@@ -30,7 +30,7 @@ HEADING_SHIFT = 2
 ALLOWED_TAGS = {
     "p", "br", "hr", "em", "strong", "del", "s", "code", "pre", "blockquote",
     "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "a",
-    "table", "thead", "tbody", "tr", "th", "td",
+    "table", "thead", "tbody", "tr", "th", "td", "img",
 }  # fmt: skip
 # Never produced from Markdown with raw HTML off; if one ever is, drop its content with it.
 DROPPED_WITH_CONTENT = {
@@ -38,10 +38,22 @@ DROPPED_WITH_CONTENT = {
     "object", "embed", "svg", "math", "textarea", "title", "select",
 }  # fmt: skip
 
+# Images are shown only from this tracker's own attachments (/attachments/12): others become
+# links, so that reading a page fetches nothing from other sites.
+OWN_IMAGE = re.compile(r"/attachments/[1-9][0-9]{0,9}(/thumbnail)?")
+
+
+def _own_images_only(tag: str, attribute: str, value: str) -> str | None:
+    if tag == "img" and attribute == "src" and not OWN_IMAGE.fullmatch(value):
+        return None
+    return value
+
+
 _sanitiser = nh3.Cleaner(
     tags=ALLOWED_TAGS,
     clean_content_tags=DROPPED_WITH_CONTENT,
-    attributes={"a": {"href", "title"}, "ol": {"start"}},
+    attributes={"a": {"href", "title"}, "ol": {"start"}, "img": {"src", "alt", "title"}},
+    attribute_filter=_own_images_only,
     allowed_classes={"a": {"mention", "issue-ref"}},
     url_schemes={"http", "https", "mailto"},
     link_rel="noopener noreferrer nofollow",
@@ -132,9 +144,18 @@ def _linked_text(token: Token, before: str, links: _Links) -> list[Token]:
 
 def _image_as_link(state: StateCore, image: Token, inside_link: bool) -> list[Token]:
     """An image becomes a link to it, named by its alt text: nothing is fetched from other
-    sites when a page is read (no tracking pixels), and the alt text is kept."""
+    sites when a page is read (no tracking pixels), and the alt text is kept. An image of
+    this tracker's own attachments is shown, linked to the file."""
     alt = state.md.renderer.renderInlineAsText(image.children or [], state.md.options, state.env)
     src = str(image.attrGet("src") or "")
+    if OWN_IMAGE.fullmatch(src):
+        if inside_link:
+            return [image]
+        return [
+            Token("link_open", "a", 1, attrs={"href": src}),
+            image,
+            Token("link_close", "a", -1),
+        ]
     label = Token("text", "", 0, content=alt or src)
     if inside_link:
         return [label]

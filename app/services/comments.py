@@ -10,7 +10,7 @@ from app.db import utcnow
 from app.errors import Forbidden, Invalid, NotFound
 from app.models import Comment, Issue, Membership, Project, User
 from app.rendering.markdown import find_mentions
-from app.services import notifications, search
+from app.services import attachments, notifications, search
 from app.services.access import readable_project, writable_project
 from app.services.activity import record_activity
 from app.services.text import storable
@@ -106,6 +106,7 @@ async def add_comment(session: AsyncSession, actor: User, issue_id: int, body: s
         mentioned=await mentioned_readers(session, project, body),
     )
     await search.refresh_search_document(session, issue.id)
+    await attachments.claim_for_comment(session, actor, comment)
     return comment
 
 
@@ -137,13 +138,16 @@ async def edit_comment(session: AsyncSession, actor: User, comment_id: int, body
         session, project, actor, "comment.edited", issue=issue, payload={"comment_id": comment.id}
     )
     await search.refresh_search_document(session, issue.id)
+    await attachments.claim_for_comment(session, actor, comment)
     return comment
 
 
 @use_case
 async def delete_comment(session: AsyncSession, actor: User, comment_id: int) -> None:
-    """Remove one's own comment. Its text goes; the timeline keeps that it was deleted."""
+    """Remove one's own comment. Its text and its files go; the timeline keeps that it was
+    deleted."""
     comment, issue, project = await own_comment(session, actor, comment_id)
+    await attachments.release_comment_attachments(session, project, actor, issue, comment)
     comment.deleted_at, comment.body = utcnow(), ""
     await record_activity(
         session, project, actor, "comment.deleted", issue=issue, payload={"comment_id": comment.id}

@@ -181,6 +181,8 @@ async def timeline(session: AsyncSession, issue: Issue) -> list[TimelineEntry]:
                         "issue.moved",
                         "comment.edited",
                         "comment.deleted",
+                        "attachment.added",
+                        "attachment.deleted",
                     )
                 ),
             )

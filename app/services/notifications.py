@@ -229,6 +229,9 @@ def describe(activity: Activity) -> str:
         return f"{who} edited a comment"
     if activity.kind == "comment.deleted":
         return f"{who} deleted a comment"
+    if activity.kind in ("attachment.added", "attachment.deleted"):
+        verb = "attached" if activity.kind == "attachment.added" else "deleted the file"
+        return f"{who} {verb} {activity.payload.get('file_name', 'a file')}"
     if activity.kind in ("issue.updated", "issue.moved"):
         parts = []
         for name, (before, after) in activity.payload.get("changes", {}).items():

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import create_app
 from app.models import Role
 from app.services import api_tokens, comments, milestones, projects
+from app.storage import AttachmentStorage
 from tests.api.conftest import bearer
 from tests.conftest import app_settings
-from tests.factories import add_member, make_issue, make_project, make_user
+from tests.factories import add_member, make_attachment, make_issue, make_project, make_user
 from tests.mailcatcher import MailCatcher
 
 CALLERS = ("anonymous", "outsider", "viewer", "member", "admin", "owner", "reader")
@@ -126,6 +127,22 @@ ROUTES: dict[str, tuple[str, str, str, dict | None]] = {
         "/api/v1/projects/PRJ/milestones/{milestone}/reopen",
         None,
     ),
+    "api.attachments.list_attachments": ("read", "GET", "/api/v1/issues/PRJ-1/attachments", None),
+    "api.attachments.upload_attachment": ("write", "POST", "/api/v1/issues/PRJ-1/attachments", {}),
+    "api.attachments.show_attachment": ("read", "GET", "/api/v1/attachments/{attachment}", None),
+    "api.attachments.download_attachment": (
+        "read",
+        "GET",
+        "/api/v1/attachments/{attachment}/content",
+        None,
+    ),
+    # After the reads: the owner (the uploader, probed last) deletes it.
+    "api.attachments.delete_attachment": (
+        "author",
+        "DELETE",
+        "/api/v1/attachments/{attachment}",
+        None,
+    ),
 }
 # Destructive for whoever is allowed first, so pinned by tests/api/test_endpoints.py instead.
 NOT_PROBED = {
@@ -183,7 +200,7 @@ def test_every_api_route_is_in_the_matrix() -> None:
 
 
 async def build(
-    session: AsyncSession, public: bool
+    session: AsyncSession, storage: AttachmentStorage, public: bool
 ) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     """The callers' Authorization headers, and the values the paths need."""
     people = {
@@ -201,6 +218,7 @@ async def build(
     comment = await comments.add_comment(session, owner, issue.id, "A first comment")
     label = await projects.save_label(session, owner, project.id, name="bug", color="#dc2626")
     milestone = await milestones.create_milestone(session, owner, project.id, title="1.0")
+    attachment = await make_attachment(session, storage, owner, issue)
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
     for name, user in people.items():
         made = await api_tokens.create_token(session, user, name="t", scope="write")
@@ -213,6 +231,7 @@ async def build(
         "comment": str(comment.id),
         "label": str(label.id),
         "milestone": str(milestone.id),
+        "attachment": str(attachment.id),
     }
     return headers, values
 
@@ -235,7 +254,7 @@ async def test_the_api_permission_matrix(
     unexpected = []
     async with app.test_app():
         async with app.extensions["database"].sessionmaker() as session:
-            headers, values = await build(session, public)
+            headers, values = await build(session, app.extensions["attachment_storage"], public)
         client = app.test_client()
         for endpoint, (need, method, path, body) in ROUTES.items():
             url = path.format(**values)

@@ -21,7 +21,7 @@ from app.models import Comment, Label, Role, SavedSearch, WebhookDelivery, Workf
 from app.outbound.webhooks import TargetPolicy
 from app.services import api_tokens, comments, milestones, project_webhooks, projects, search
 from tests.conftest import app_settings
-from tests.factories import add_member, make_issue, make_project, make_user
+from tests.factories import add_member, make_attachment, make_issue, make_project, make_user
 from tests.mailcatcher import MailCatcher
 from tests.pages import PASSWORD, csrf_token, log_in
 
@@ -29,7 +29,8 @@ VISITORS = ("anonymous", "outsider", "viewer", "member", "admin", "owner")
 
 # What each route needs. "anyone": no login; "login": any account; "read", "write", "manage":
 # that access to the project; "author": the comment's author, "saver": the saved search's
-# owner (both are the project's owner here; to others the search does not exist).
+# owner (both are the project's owner here; to others the search does not exist); an
+# attachment's uploader is the "author" too.
 ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     # endpoint: (need, method, path, form)
     "main.index": ("anyone", "GET", "/", {}),
@@ -104,6 +105,11 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "milestones.edit": ("write", "POST", "/p/{key}/milestones/{milestone}/edit", {"title": ""}),
     "milestones.close": ("write", "GET", "/p/{key}/milestones/{milestone}/close", {}),
     "milestones.reopen": ("write", "POST", "/p/{key}/milestones/{milestone}/reopen", {}),
+    "attachments.upload": ("write", "POST", "/{issue}/attachments", {}),
+    "attachments.file": ("read", "GET", "/attachments/{attachment}", {}),
+    "attachments.thumbnail": ("read", "GET", "/attachments/{attachment}/thumbnail", {}),
+    # After the reads: the owner (the uploader, probed last) deletes it.
+    "attachments.delete": ("author", "POST", "/attachments/{attachment}/delete", {}),
     # Last: it ends the visitor's session.
     "auth.logout": ("anyone", "POST", "/auth/logout", {}),
 }
@@ -175,6 +181,9 @@ async def build_world(app: Quart, public: bool) -> World:
         await add_member(session, project, bystander, Role.MEMBER)
         issue = await make_issue(session, owner, project)
         comment = await comments.add_comment(session, owner, issue.id, "A first comment")
+        attachment = await make_attachment(
+            session, app.extensions["attachment_storage"], owner, issue
+        )
         status_id = await session.scalar(
             select(WorkflowStatus.id).where(WorkflowStatus.project_id == project.id).limit(1)
         )
@@ -193,6 +202,7 @@ async def build_world(app: Quart, public: bool) -> World:
             "issue": "PRJ-1",
             "issue_id": str(issue.id),
             "comment": str(comment.id),
+            "attachment": str(attachment.id),
             "status": str(status_id),
             "bystander": str(bystander.id),
             "saved": str(saved.id),

@@ -88,6 +88,9 @@ async def test_seed_demo_fills_an_empty_database_and_refuses_a_used_one(
     assert "2 of 5 done" in parent and 'data-type="blocked_by"' in parent
     milestones = await (await client.get("/p/WEB/milestones")).get_data(as_text=True)
     assert "1.0" in milestones and "1.1" in milestones  # with history: see test_milestones
+    issue_page = await (await client.get("/WEB-1")).get_data(as_text=True)
+    assert "screenshot.png" in issue_page and "server.log" in issue_page
+    assert '<img src="/attachments/' in issue_page  # the pasted image, drawn in a comment
     code, output = await run_quart(database_url, "seed-demo")
     assert code != 0 and "fills only an empty one" in output
 

@@ -10,7 +10,14 @@
   let again = false;
 
   // Parts of the page, each replaced whole unless the reader is in the middle of using it.
-  const PARTS = [".issue-head", ".description", ".relations", ".timeline", ".issue-side"];
+  const PARTS = [
+    ".issue-head",
+    ".description",
+    ".relations",
+    ".attachments",
+    ".timeline",
+    ".issue-side",
+  ];
 
   function busy(part) {
     return part.contains(document.activeElement) || part.querySelector("details[open]");
