@@ -272,8 +272,8 @@ async def add_relation(
     may read). Records `relation.added` on both. With `close_duplicate`, an issue marked as
     duplicating another is closed in the same commit. Raises Invalid for an unknown type, the
     issue itself, or a relation the two already have (either way round); nothing is written."""
+    issue = await _locked_issue(session, actor, issue_id)  # who asks, before what they ask
     kind_seen = relation_type(relation)
-    issue = await _locked_issue(session, actor, issue_id)
     other = await _issue_named(session, actor, other_key, field_name="issue")
     if other.id == issue.id:
         raise Invalid("An issue cannot be related to itself.", field="issue")
