@@ -97,6 +97,7 @@ async def test_relations_are_added_shown_from_both_ends_and_removed(app: Quart) 
     blocked = await page(t.owner_client, "/LIVE-1")
     assert 'data-type="blocked_by"' in blocked and "Fix the login" in blocked
     assert 'data-type="blocks"' in await page(t.owner_client, "/LIVE-2")
+    assert "added the relation: blocked by LIVE-2" in blocked  # the timeline, same project
     board = await page(t.owner_client, "/p/LIVE/board")
     assert board.count("blocked-mark") == 1
     twice = await submit(
