@@ -3,9 +3,12 @@ once and shown from both ends, refused twice, and invisible where the other issu
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from app.errors import Invalid
 from app.models import Activity, Issue, IssueRelation, RelationType
@@ -257,3 +260,34 @@ async def test_the_search_finds_by_parent_sub_issues_blockers_and_duplicates(
     assert await keys(carol, "is:duplicate") == []
     assert await keys(carol, "blocks:WEB-1") == []
     assert await keys(carol, "parent:SEC-1") == []
+
+
+async def test_two_re_parentings_that_together_make_a_cycle_never_both_pass(app) -> None:
+    """A under B and B under A at the same moment, in two sessions: one is refused (on
+    PostgreSQL, thanks to the per-project lock; SQLite's writers queue anyway)."""
+    sessionmaker = app.extensions["database"].sessionmaker
+    async with sessionmaker() as session:
+        alice = await make_user(session)
+        web = await make_project(session, alice, key="WEB")
+        pairs = [
+            ((await make_issue(session, alice, web)).id, (await make_issue(session, alice, web)).id)
+            for _ in range(8)
+        ]
+        keys = {
+            issue.id: issue.key
+            for issue in await session.scalars(select(Issue).options(joinedload(Issue.project)))
+        }
+
+    async def move(issue_id: int, parent_id: int) -> None:
+        async with sessionmaker() as session:
+            await _reparent(session, alice, issue_id, keys[parent_id])
+
+    for first, second in pairs:
+        outcomes = await asyncio.gather(
+            move(first, second), move(second, first), return_exceptions=True
+        )
+        assert sorted(type(outcome).__name__ for outcome in outcomes) == ["Invalid", "NoneType"]
+    async with sessionmaker() as session:
+        parents = dict((await session.execute(select(Issue.id, Issue.parent_id))).all())
+    for first, second in pairs:
+        assert None in (parents[first], parents[second])
