@@ -86,6 +86,15 @@ async def test_refusals_are_messages_and_store_nothing(app: Quart) -> None:
     await submit(t.owner_client, "/LIVE-1/sub-issues", {"title": "   "})
     assert "No sub-issue was added" in await page(t.owner_client, "/LIVE-1")
 
+    # The parent set on the child's page; a cycle refused there with a message.
+    await submit(t.owner_client, "/LIVE-1/sub-issues", {"title": "Child"})
+    refused = await submit(t.owner_client, "/LIVE-1/edit", {"field": "parent", "parent": "LIVE-2"})
+    assert refused.status_code == 400
+    assert "would make a cycle" in await text_of(refused)
+    moved = await submit(t.owner_client, "/LIVE-2/edit", {"field": "parent", "parent": ""})
+    assert moved.status_code == 302
+    assert "Sub-issue of" not in await page(t.owner_client, "/LIVE-2")
+
 
 async def test_relations_are_added_shown_from_both_ends_and_removed(app: Quart) -> None:
     t = await team(app)
