@@ -29,7 +29,7 @@ from app import create_app
 from app.blueprints.finding import SEARCH_COUNT_LIMIT
 from app.config import normalise_database_url
 from app.models import Issue, IssueRelation, Project, RelationKind, User
-from app.services import activity, boards, issue_views, projects, relations, search
+from app.services import activity, boards, issue_views, projects, relation_views, search
 from app.services.access import may_write
 from app.services.references import link_targets
 from bench.load import World, discover
@@ -91,7 +91,7 @@ def issue_page(viewer: User, key: str) -> Operation:
         entries = await issue_views.timeline(session, issue)
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
         await link_targets(session, viewer, texts)
-        await relations.issue_relations(session, viewer, issue.id, issue.parent_id)
+        await relation_views.issue_relations(session, viewer, issue.id, issue.parent_id)
         if await may_write(session, viewer, issue.project):
             await projects.members(session, issue.project_id)
             await projects.labels(session, issue.project_id)
@@ -127,7 +127,7 @@ def relations_api(viewer: User, key: str) -> Operation:
 
     async def run(session: AsyncSession) -> None:
         issue = await issue_views.get_issue_by_key(session, viewer, key)
-        await relations.relations_of_issue(session, viewer, issue)
+        await relation_views.relations_of_issue(session, viewer, issue)
 
     return run
 

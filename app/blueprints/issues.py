@@ -20,7 +20,7 @@ from app.blueprints.page_cache import (
 from app.db import get_session
 from app.errors import Forbidden, Invalid
 from app.models import Issue, IssueType, Priority, Project, RelationType
-from app.services import comments, issue_views, issues, projects, relations, search
+from app.services import comments, issue_views, issues, projects, relation_views, search
 from app.services.access import may_write, writable_project
 from app.services.inputs import BulkUpdate, CommentIn, Id, IssueCreate, IssueUpdate
 from app.services.issues import StaleEdit
@@ -212,7 +212,7 @@ async def _issue_page(
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
         targets = await link_targets(session, viewer, texts)
         project_id = issue.project_id
-        planning = await relations.issue_relations(session, viewer, issue.id, issue.parent_id)
+        planning = await relation_views.issue_relations(session, viewer, issue.id, issue.parent_id)
         html = await render_part(
             "issues/_issue.html",
             issue=issue,
@@ -239,7 +239,7 @@ async def _issue_page(
         if named and frozenset(await readable_references(session, viewer, named)) != linked:
             return False
         # Other issues' titles and statuses, and whether the viewer may still read them.
-        fresh = relations.issue_relations(session, viewer, heading.id, parent_id)
+        fresh = relation_views.issue_relations(session, viewer, heading.id, parent_id)
         return not shown or (await fresh).proof == shown
 
     # A refusal's message is shown once: that page is made afresh and not kept.

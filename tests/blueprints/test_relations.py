@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from quart import Quart
 
-from app.services import issues, projects, relations
+from app.services import issues, projects, relation_views
 from app.services.issues import IssueChanges
 from tests.factories import make_issue, make_project
 from tests.live.test_stream import Team, session_of, team
@@ -116,7 +116,7 @@ async def test_relations_are_added_shown_from_both_ends_and_removed(app: Quart) 
     assert "LIVE-2 already blocks LIVE-1" in await page(t.owner_client, "/LIVE-1")
 
     async with await session_of(app) as session:
-        found = await relations.issue_relations(
+        found = await relation_views.issue_relations(
             session, t.owner, await _issue_id(session, t, "LIVE-1"), None
         )
     [relation] = found.relations
