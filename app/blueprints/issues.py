@@ -238,9 +238,11 @@ async def _issue_page(
         named, linked, parent_id, shown = proof
         if named and frozenset(await readable_references(session, viewer, named)) != linked:
             return False
+        if not shown:
+            return True
         # Other issues' titles and statuses, and whether the viewer may still read them.
-        fresh = relation_views.issue_relations(session, viewer, heading.id, parent_id)
-        return not shown or (await fresh).proof == shown
+        fresh = await relation_views.issue_relations(session, viewer, heading.id, parent_id)
+        return fresh.proof == shown
 
     # A refusal's message is shown once: that page is made afresh and not kept.
     main_part = await proven_part(

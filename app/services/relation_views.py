@@ -280,7 +280,7 @@ def _issue_id_named(key: str, viewer: User | None) -> Any:
     search names no issue it may not see)."""
     parts = split_key(key)
     if parts is None:
-        return select(Issue.id).where(literal(False))
+        return select(Issue.id).where(literal(False)).scalar_subquery()
     return (
         select(Issue.id)
         .join(Project, Project.id == Issue.project_id)

@@ -291,3 +291,12 @@ async def test_two_re_parentings_that_together_make_a_cycle_never_both_pass(app)
         parents = dict((await session.execute(select(Issue.id, Issue.parent_id))).all())
     for first, second in pairs:
         assert None in (parents[first], parents[second])
+
+
+async def test_a_key_that_names_no_issue_finds_nothing(session: AsyncSession) -> None:
+    alice = await make_user(session)
+    web = await make_project(session, alice, key="WEB")
+    await make_issue(session, alice, web)
+    for query in ("parent:nonsense", "blocks:WEB", "-parent:WEB-99"):
+        page = await search.search_issues(session, alice, query)
+        assert [issue.key for issue in page.issues] == ([] if query[0] != "-" else ["WEB-1"])
