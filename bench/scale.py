@@ -35,7 +35,7 @@ from app.services import (
     boards,
     issue_views,
     projects,
-    relations,
+    relation_views,
     search,
 )
 from app.services.access import may_write
@@ -110,7 +110,7 @@ def issue_page(viewer: User, key: str) -> Operation:
         await attachments.list_attachments(session, viewer, issue.id)
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
         await link_targets(session, viewer, texts)
-        await relations.issue_relations(session, viewer, issue.id, issue.parent_id)
+        await relation_views.issue_relations(session, viewer, issue.id, issue.parent_id)
         if await may_write(session, viewer, issue.project):
             await projects.members(session, issue.project_id)
             await projects.labels(session, issue.project_id)
@@ -146,7 +146,7 @@ def relations_api(viewer: User, key: str) -> Operation:
 
     async def run(session: AsyncSession) -> None:
         issue = await issue_views.get_issue_by_key(session, viewer, key)
-        await relations.relations_of_issue(session, viewer, issue)
+        await relation_views.relations_of_issue(session, viewer, issue)
 
     return run
 

@@ -16,7 +16,7 @@ from app.api.schemas import (
 )
 from app.db import get_session
 from app.errors import NotFound
-from app.services import issue_views, relations
+from app.services import issue_views, relation_views, relations
 from app.services.inputs import RelationIn
 
 bp = Blueprint("relations", __name__)
@@ -27,7 +27,7 @@ bp = Blueprint("relations", __name__)
 async def list_relations(key: str) -> RelationList:
     """The issue's relations to issues the caller can read, its parent and its sub-issues."""
     issue = await issue_views.get_issue_by_key(get_session(), caller(), key)
-    return relation_list(await relations.relations_of_issue(get_session(), caller(), issue))
+    return relation_list(await relation_views.relations_of_issue(get_session(), caller(), issue))
 
 
 @bp.post("/issues/<issue_key:key>/relations")
@@ -42,7 +42,7 @@ async def add_relation(key: str, data: RelationIn) -> tuple[RelationOut, int]:
     created = await relations.add_relation(
         session, acting_user(), issue_id, data.type, data.issue, close_duplicate=data.close
     )
-    shown = await relations.issue_relations(session, caller(), issue_id, None)
+    shown = await relation_views.issue_relations(session, caller(), issue_id, None)
     relation = next(r for r in shown.relations if r.id == created.id)
     return RelationOut(id=relation.id, type=relation.type, issue=related_out(relation.issue)), 201
 
@@ -55,7 +55,7 @@ async def remove_relation(key: str, query_args: RelationArgs) -> Response:
     session = get_session()
     issue = await issue_views.get_issue_by_key(session, caller(), key)
     issue_id, wanted = issue.id, query_args.issue.strip().upper()
-    shown = await relations.relations_of_issue(session, caller(), issue)
+    shown = await relation_views.relations_of_issue(session, caller(), issue)
     found = next(
         (r for r in shown.relations if r.type == query_args.type and r.issue.key == wanted), None
     )

@@ -26,7 +26,7 @@ from app.models import (
     WorkflowStatus,
 )
 from app.services.projects import Member
-from app.services.relations import IssueLink, IssueRelations
+from app.services.relation_views import IssueLink, IssueRelations
 
 
 class Out(BaseModel):

@@ -27,7 +27,7 @@ from app.services import (
     issues,
     milestones,
     projects,
-    relations,
+    relation_views,
     search,
 )
 from app.services.access import may_write, writable_project
@@ -226,7 +226,7 @@ async def _issue_page(
         texts = [issue.description] + [entry.comment.body for entry in entries if entry.comment]
         targets = await link_targets(session, viewer, texts)
         project_id = issue.project_id
-        planning = await relations.issue_relations(session, viewer, issue.id, issue.parent_id)
+        planning = await relation_views.issue_relations(session, viewer, issue.id, issue.parent_id)
         html = await render_part(
             "issues/_issue.html",
             issue=issue,
@@ -254,9 +254,11 @@ async def _issue_page(
         named, linked, parent_id, shown = proof
         if named and frozenset(await readable_references(session, viewer, named)) != linked:
             return False
+        if not shown:
+            return True
         # Other issues' titles and statuses, and whether the viewer may still read them.
-        fresh = relations.issue_relations(session, viewer, heading.id, parent_id)
-        return not shown or (await fresh).proof == shown
+        fresh = await relation_views.issue_relations(session, viewer, heading.id, parent_id)
+        return fresh.proof == shown
 
     # A refusal's message is shown once: that page is made afresh and not kept.
     main_part = await proven_part(

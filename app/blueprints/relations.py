@@ -7,7 +7,7 @@ from quart import Blueprint, Response, flash, redirect, request, url_for
 
 from app.blueprints.guards import logged_in_user, login_required
 from app.db import get_session
-from app.errors import Invalid
+from app.errors import Invalid, NotFound
 from app.services import issue_views, issues, relations
 from app.services.access import writable_project
 
@@ -62,5 +62,8 @@ async def remove_relation(key: str, relation_id: int) -> Response:
     session = get_session()
     heading = await issue_views.issue_heading(session, logged_in_user(), key)
     issue_key = heading.key
-    await relations.remove_relation(session, logged_in_user(), heading.id, relation_id)
+    try:
+        await relations.remove_relation(session, logged_in_user(), heading.id, relation_id)
+    except NotFound:  # removed meanwhile (a second click, someone else): say so, not a 404
+        await flash("That relation was removed already.")
     return redirect(url_for("issues.show", key=issue_key, _anchor="relations"))

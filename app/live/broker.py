@@ -19,7 +19,7 @@ from app.live.cards import CardCache
 from app.live.presence import Presence, Viewer
 from app.models import Activity, Comment, Issue, Project
 from app.services.issue_views import ISSUE_DETAILS
-from app.services.relations import NO_MARKS, card_marks
+from app.services.relation_views import NO_MARKS, card_marks
 
 log = logging.getLogger("issues.live")
 

@@ -19,7 +19,7 @@ from markupsafe import Markup
 from app.models import Issue
 from app.rendering.templating import synchronous_templates
 from app.services.boards import BoardCard, BoardColumn
-from app.services.relations import NO_MARKS, CardMarks
+from app.services.relation_views import NO_MARKS, CardMarks
 
 CARD_TEMPLATE = "boards/_card.html"
 

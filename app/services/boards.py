@@ -41,7 +41,7 @@ from app.services.access import (
     readable_project,
 )
 from app.services.issue_views import ISSUE_DETAILS
-from app.services.relations import NO_MARKS, CardMarks, card_marks
+from app.services.relation_views import NO_MARKS, CardMarks, card_marks
 
 
 async def _statuses_in_board_order(session: AsyncSession, project_id: int) -> list[WorkflowStatus]:

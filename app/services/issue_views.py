@@ -183,6 +183,8 @@ async def timeline(session: AsyncSession, issue: Issue) -> list[TimelineEntry]:
                         "comment.deleted",
                         "attachment.added",
                         "attachment.deleted",
+                        "relation.added",
+                        "relation.removed",
                     )
                 ),
             )
@@ -190,6 +192,10 @@ async def timeline(session: AsyncSession, issue: Issue) -> list[TimelineEntry]:
             .order_by(Activity.seq)
         )
     )
+    # A relation to another project's issue names it by id only (services/relations): its
+    # line would say nothing, and whether to show it depends on the viewer. The relations list
+    # shows it to those who may read that issue.
+    changes = [a for a in changes if not a.kind.startswith("relation.") or "other" in a.payload]
     entries = [TimelineEntry(c.created_at, "comment", c.author, comment=c) for c in comments]
     entries += [TimelineEntry(a.created_at, a.kind, a.actor, activity=a) for a in changes]
     entries.sort(key=lambda entry: entry.at)

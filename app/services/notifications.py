@@ -244,4 +244,8 @@ def describe(activity: Activity) -> str:
             else:
                 parts.append(f"changed {name} from {before} to {after}")
         return f"{who} " + ", ".join(parts) if parts else f"{who} updated the issue"
+    if activity.kind in ("relation.added", "relation.removed") and "other" in activity.payload:
+        done = "added" if activity.kind == "relation.added" else "removed"
+        relation = activity.payload.get("relation", "relates_to").replace("_", " ")
+        return f"{who} {done} the relation: {relation} {activity.payload['other']}"
     return f"{who}: {activity.kind}"

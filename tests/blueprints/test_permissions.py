@@ -74,6 +74,10 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "issues.add_comment": ("write", "POST", "/{issue}/comments", {"body": ""}),
     "issues.bulk_edit": ("write", "POST", "/p/{key}/issues/bulk", {"issue": "{issue_id}"}),
     "issues.change_comment": ("author", "POST", "/{issue}/comments/{comment}", {"body": ""}),
+    "relations.add_sub_issue": ("write", "POST", "/{issue}/sub-issues", {"title": ""}),
+    "relations.add_relation": ("write", "POST", "/{issue}/relations", {"type": "x"}),
+    # No such relation: a writer is told it is gone (302), others are refused first.
+    "relations.remove_relation": ("write", "POST", "/{issue}/relations/2147483647/delete", {}),
     "projects.settings": ("manage", "GET", "/p/{key}/settings", {}),
     "projects.save_settings": ("manage", "POST", "/p/{key}/settings", {"name": ""}),
     "projects.archive": ("manage", "POST", "/p/{key}/archive", {"archived": "0"}),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from quart import Quart
 
-from app.services import issues, projects, relations
+from app.services import issues, projects, relation_views
 from app.services.issues import IssueChanges
 from tests.factories import make_issue, make_project
 from tests.live.test_stream import Team, session_of, team
@@ -86,6 +86,15 @@ async def test_refusals_are_messages_and_store_nothing(app: Quart) -> None:
     await submit(t.owner_client, "/LIVE-1/sub-issues", {"title": "   "})
     assert "No sub-issue was added" in await page(t.owner_client, "/LIVE-1")
 
+    # The parent set on the child's page; a cycle refused there with a message.
+    await submit(t.owner_client, "/LIVE-1/sub-issues", {"title": "Child"})
+    refused = await submit(t.owner_client, "/LIVE-1/edit", {"field": "parent", "parent": "LIVE-2"})
+    assert refused.status_code == 400
+    assert "would make a cycle" in await text_of(refused)
+    moved = await submit(t.owner_client, "/LIVE-2/edit", {"field": "parent", "parent": ""})
+    assert moved.status_code == 302
+    assert "Sub-issue of" not in await page(t.owner_client, "/LIVE-2")
+
 
 async def test_relations_are_added_shown_from_both_ends_and_removed(app: Quart) -> None:
     t = await team(app)
@@ -97,6 +106,7 @@ async def test_relations_are_added_shown_from_both_ends_and_removed(app: Quart) 
     blocked = await page(t.owner_client, "/LIVE-1")
     assert 'data-type="blocked_by"' in blocked and "Fix the login" in blocked
     assert 'data-type="blocks"' in await page(t.owner_client, "/LIVE-2")
+    assert "added the relation: blocked by LIVE-2" in blocked  # the timeline, same project
     board = await page(t.owner_client, "/p/LIVE/board")
     assert board.count("blocked-mark") == 1
     twice = await submit(
@@ -106,7 +116,7 @@ async def test_relations_are_added_shown_from_both_ends_and_removed(app: Quart) 
     assert "LIVE-2 already blocks LIVE-1" in await page(t.owner_client, "/LIVE-1")
 
     async with await session_of(app) as session:
-        found = await relations.issue_relations(
+        found = await relation_views.issue_relations(
             session, t.owner, await _issue_id(session, t, "LIVE-1"), None
         )
     [relation] = found.relations

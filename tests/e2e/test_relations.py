@@ -40,6 +40,9 @@ async def test_a_sub_issue_added_in_one_browser_moves_the_progress_in_the_other(
         "Write the release notes", timeout=3000
     )
     await expect(ann.locator(".sub-issue-progress")).to_have_text("0 of 1 done")
+    board, _ = await open_page(browser, live_server, "ann@example.com", "/p/WEB/board")
+    parent_card = board.locator("#board .board-card", has_text="Checkout fails")
+    await expect(parent_card.locator(".sub-issue-progress")).to_have_text("0/1")
 
     # Someone closes the sub-issue elsewhere: both parents' pages move to 1 of 1.
     async with live_server.app.extensions["database"].sessionmaker() as session:
@@ -55,6 +58,8 @@ async def test_a_sub_issue_added_in_one_browser_moves_the_progress_in_the_other(
         )
     await expect(ann.locator(".sub-issue-progress")).to_have_text("1 of 1 done", timeout=3000)
     await expect(bob.locator(".sub-issue-progress")).to_have_text("1 of 1 done", timeout=3000)
+    # The parent's card on an open board shows the new progress too (its marks, swapped live).
+    await expect(parent_card.locator(".sub-issue-progress")).to_have_text("1/1", timeout=3000)
     await ann.screenshot(path=screenshot_path("sub-issues-live"), full_page=True)
     assert problems == []
 

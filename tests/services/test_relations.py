@@ -3,13 +3,16 @@ once and shown from both ends, refused twice, and invisible where the other issu
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from app.errors import Invalid
 from app.models import Activity, Issue, IssueRelation, RelationType
-from app.services import issues, relations, search
+from app.services import issues, relation_views, relations, search
 from app.services.issues import IssueChanges
 from tests.factories import add_member, make_issue, make_project, make_user
 from tests.services.rows import statuses
@@ -46,10 +49,10 @@ async def test_a_sub_issue_is_made_in_one_step_and_its_parent_shows_the_progress
         session, alice, first.id, IssueChanges(status_id=done_id), expected_version=None
     )
 
-    shown = await relations.issue_relations(session, alice, parent.id, None)
+    shown = await relation_views.issue_relations(session, alice, parent.id, None)
     assert [link.key for link in shown.sub_issues] == ["WEB-2", "WEB-3"]
     assert shown.progress == "1 of 2 done"
-    assert (await relations.card_marks(session, [parent.id]))[parent.id].done == 1
+    assert (await relation_views.card_marks(session, [parent.id]))[parent.id].done == 1
     # The parent's own log says so, so its kept page and its card change at once.
     assert await _kinds(session, parent) == [
         "issue.created",
@@ -57,7 +60,7 @@ async def test_a_sub_issue_is_made_in_one_step_and_its_parent_shows_the_progress
         "subissue.added",
         "subissue.changed",
     ]
-    child = await relations.issue_relations(session, alice, first.id, parent.id)
+    child = await relation_views.issue_relations(session, alice, first.id, parent.id)
     assert child.parent is not None and child.parent.key == "WEB-1"
 
 
@@ -105,12 +108,12 @@ async def test_a_relation_is_stored_once_and_seen_from_both_ends(session: AsyncS
     other = await make_issue(session, alice, api, title="Token endpoint")
     await relations.add_relation(session, alice, other.id, "blocks", "WEB-1")
     assert await _count(session, IssueRelation) == 1
-    mine = await relations.issue_relations(session, alice, one.id, None)
-    theirs = await relations.issue_relations(session, alice, other.id, None)
+    mine = await relation_views.issue_relations(session, alice, one.id, None)
+    theirs = await relation_views.issue_relations(session, alice, other.id, None)
     assert [(r.type, r.issue.key) for r in mine.relations] == [(RelationType.BLOCKED_BY, "API-1")]
     assert [(r.type, r.issue.key) for r in theirs.relations] == [(RelationType.BLOCKS, "WEB-1")]
     assert mine.blocked and not theirs.blocked
-    assert (await relations.card_marks(session, [one.id]))[one.id].blocked
+    assert (await relation_views.card_marks(session, [one.id]))[one.id].blocked
     # Both logs have it; the other project's key is not in this one's payload.
     assert (await _kinds(session, one))[-1] == "relation.added"
     added = await session.scalar(
@@ -122,9 +125,9 @@ async def test_a_relation_is_stored_once_and_seen_from_both_ends(session: AsyncS
     await issues.update_issue(
         session, alice, other.id, IssueChanges(status_id=done_id), expected_version=None
     )
-    assert one.id not in await relations.card_marks(session, [one.id])
+    assert one.id not in await relation_views.card_marks(session, [one.id])
     assert (await _kinds(session, one))[-1] == "relation.blocker_changed"
-    assert not (await relations.issue_relations(session, alice, one.id, None)).blocked
+    assert not (await relation_views.issue_relations(session, alice, one.id, None)).blocked
 
 
 @pytest.mark.parametrize(
@@ -192,12 +195,12 @@ async def test_a_relation_to_a_private_issue_is_not_shown_to_who_cannot_read_it(
     await relations.add_relation(session, alice, issue.id, "blocked_by", "SEC-1")
     assert [
         r.issue.title
-        for r in (await relations.issue_relations(session, alice, issue.id, None)).relations
+        for r in (await relation_views.issue_relations(session, alice, issue.id, None)).relations
     ] == ["Secret plan"]
-    shown = await relations.issue_relations(session, carol, issue.id, None)
+    shown = await relation_views.issue_relations(session, carol, issue.id, None)
     assert shown.relations == [] and not shown.blocked
     # The shared board card counts only blockers every reader of the board may read.
-    assert issue.id not in await relations.card_marks(session, [issue.id])
+    assert issue.id not in await relation_views.card_marks(session, [issue.id])
 
 
 async def test_marking_a_duplicate_can_close_it_in_the_same_commit(session: AsyncSession) -> None:
@@ -257,3 +260,43 @@ async def test_the_search_finds_by_parent_sub_issues_blockers_and_duplicates(
     assert await keys(carol, "is:duplicate") == []
     assert await keys(carol, "blocks:WEB-1") == []
     assert await keys(carol, "parent:SEC-1") == []
+
+
+async def test_two_re_parentings_that_together_make_a_cycle_never_both_pass(app) -> None:
+    """A under B and B under A at the same moment, in two sessions: one is refused (on
+    PostgreSQL, thanks to the per-project lock; SQLite's writers queue anyway)."""
+    sessionmaker = app.extensions["database"].sessionmaker
+    async with sessionmaker() as session:
+        alice = await make_user(session)
+        web = await make_project(session, alice, key="WEB")
+        pairs = [
+            ((await make_issue(session, alice, web)).id, (await make_issue(session, alice, web)).id)
+            for _ in range(8)
+        ]
+        keys = {
+            issue.id: issue.key
+            for issue in await session.scalars(select(Issue).options(joinedload(Issue.project)))
+        }
+
+    async def move(issue_id: int, parent_id: int) -> None:
+        async with sessionmaker() as session:
+            await _reparent(session, alice, issue_id, keys[parent_id])
+
+    for first, second in pairs:
+        outcomes = await asyncio.gather(
+            move(first, second), move(second, first), return_exceptions=True
+        )
+        assert sorted(type(outcome).__name__ for outcome in outcomes) == ["Invalid", "NoneType"]
+    async with sessionmaker() as session:
+        parents = dict((await session.execute(select(Issue.id, Issue.parent_id))).all())
+    for first, second in pairs:
+        assert None in (parents[first], parents[second])
+
+
+async def test_a_key_that_names_no_issue_finds_nothing(session: AsyncSession) -> None:
+    alice = await make_user(session)
+    web = await make_project(session, alice, key="WEB")
+    await make_issue(session, alice, web)
+    for query in ("parent:nonsense", "blocks:WEB", "-parent:WEB-99"):
+        page = await search.search_issues(session, alice, query)
+        assert [issue.key for issue in page.issues] == ([] if query[0] != "-" else ["WEB-1"])

@@ -47,7 +47,7 @@ from app.models import (
     User,
     WorkflowStatus,
 )
-from app.services.relations import RELATION_QUALIFIERS, relation_condition
+from app.services.relation_views import RELATION_QUALIFIERS, relation_condition
 from app.services.search.documents import _ENGLISH, _dialect
 from app.services.search.query_language import Qualifier, Query, Words, parse_query
 
