@@ -5,7 +5,7 @@ Revises: 3e8a41c6b2d9
 Create Date: 2026-12-03 14:20:00
 
 Milestones (decision 0019): a table of them per project, and on issue a nullable milestone_id
-(set to NULL when its milestone is deleted) indexed with the project for a milestone's page,
+(set to NULL when its milestone is deleted) indexed with the project (and status and position, for the board filtered by milestone),
 and an optional estimate in story points.
 
 """
@@ -42,14 +42,18 @@ def upgrade() -> None:
     with op.batch_alter_table('issue', schema=None) as batch_op:
         batch_op.add_column(sa.Column('milestone_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('estimate', sa.Integer(), nullable=True))
-        batch_op.create_index('ix_issue_project_id_milestone_id', ['project_id', 'milestone_id'], unique=False)
+        batch_op.create_index(
+            'ix_issue_project_id_milestone_id_status_id_position',
+            ['project_id', 'milestone_id', 'status_id', 'position'],
+            unique=False,
+        )
         batch_op.create_foreign_key(batch_op.f('fk_issue_milestone_id_milestone'), 'milestone', ['milestone_id'], ['id'], ondelete='SET NULL')
 
 
 def downgrade() -> None:
     with op.batch_alter_table('issue', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_issue_milestone_id_milestone'), type_='foreignkey')
-        batch_op.drop_index('ix_issue_project_id_milestone_id')
+        batch_op.drop_index('ix_issue_project_id_milestone_id_status_id_position')
         batch_op.drop_column('estimate')
         batch_op.drop_column('milestone_id')
     op.drop_table('milestone')

@@ -11,6 +11,7 @@ from quart_schema import document_response, validate_request
 from app.api.auth import acting_user, caller
 from app.api.issues import _expected_version as expected_version
 from app.api.projects import ID, Answer, project_for
+from app.api.schemas import ErrorOut
 from app.db import get_session
 from app.services import milestones
 from app.services.inputs import MilestoneClose, MilestoneCreate, MilestoneUpdate
@@ -105,6 +106,7 @@ async def show_milestone(key: str, milestone_id: int) -> Answer:
 @bp.patch(f"/projects/<project_key:key>/milestones/<{ID}:milestone_id>")
 @validate_request(MilestoneUpdate)
 @document_response(MilestoneOut, 200)
+@document_response(ErrorOut, 412)
 async def update_milestone(key: str, milestone_id: int, data: MilestoneUpdate) -> Answer:
     """Change the title, description or due date (members). With `If-Match: "<version>"` only
     that version changes, else 412; without it, whatever is current."""
@@ -124,6 +126,7 @@ async def update_milestone(key: str, milestone_id: int, data: MilestoneUpdate) -
 @bp.post(f"/projects/<project_key:key>/milestones/<{ID}:milestone_id>/close")
 @validate_request(MilestoneClose)
 @document_response(MilestoneOut, 200)
+@document_response(ErrorOut, 412)
 async def close_milestone(key: str, milestone_id: int, data: MilestoneClose) -> Answer:
     """Close the milestone (members). Its open issues go to the open milestone `move_to`, or
     to none when `move_to` is null, in the same commit; with open issues and no `move_to`,

@@ -116,8 +116,15 @@ class Issue(Base):
         # Keyset pagination across projects (search sorted by update or creation time).
         Index("ix_issue_updated_at_id", "updated_at", "id"),
         Index("ix_issue_created_at_id", "created_at", "id"),
-        # A milestone's issues (its page, progress and burn-up chart).
-        Index("ix_issue_project_id_milestone_id", "project_id", "milestone_id"),
+        # A milestone's issues (its page, progress and burn-up chart), and the board filtered
+        # by milestone (a column's cards in order).
+        Index(
+            "ix_issue_project_id_milestone_id_status_id_position",
+            "project_id",
+            "milestone_id",
+            "status_id",
+            "position",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -68,7 +68,8 @@ async def _groups(
     session: AsyncSession, milestone: Milestone, today: date
 ) -> tuple[MilestoneSummary, list[CategoryGroup]]:
     """The counts and the first issues of each category, from one narrow read of the
-    milestone's issues (the (project_id, milestone_id) index) and one of the rows shown."""
+    milestone's issues (the issue index led by project_id, milestone_id) and one of the rows
+    shown."""
     groups = {category: CategoryGroup(category) for category in StatusCategory}
     members = await session.execute(
         select(Issue.id, WorkflowStatus.category, Issue.estimate)
