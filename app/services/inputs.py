@@ -13,10 +13,11 @@ from app.models.milestone import TITLE_MAX as MILESTONE_TITLE_MAX
 from app.models.project import KEY_MAX_LENGTH
 from app.services import comments, issues, milestones, projects
 from app.services.issues import IssueChanges
+from app.services.text import DESCRIPTION_MAX
 
 Id = Annotated[int, Field(ge=1, le=LARGEST_ID)]
 Title = Annotated[str, Field(max_length=issues.TITLE_MAX)]
-Description = Annotated[str, Field(max_length=issues.DESCRIPTION_MAX)]
+Description = Annotated[str, Field(max_length=DESCRIPTION_MAX)]
 ProjectName = Annotated[str, Field(max_length=projects.NAME_MAX)]
 ProjectDescription = Annotated[str, Field(max_length=projects.DESCRIPTION_MAX)]
 LabelIds = Annotated[list[Id], Field(max_length=50)]

@@ -30,11 +30,10 @@ from app.services.access import (
 )
 from app.services.activity import number_at_commit, record_activity
 from app.services.issue_views import ISSUE_DETAILS
-from app.services.text import storable
+from app.services.text import description_text, storable
 from app.services.transaction import use_case
 
 TITLE_MAX = 200
-DESCRIPTION_MAX = 50_000
 BULK_MAX = 200
 
 
@@ -53,15 +52,6 @@ def _title(title: str) -> str:
     if not 1 <= len(title) <= TITLE_MAX:
         raise Invalid(f"A title is 1 to {TITLE_MAX} characters.", field="title")
     return title
-
-
-def _description(description: str) -> str:
-    description = storable(description)
-    if len(description) > DESCRIPTION_MAX:
-        raise Invalid(
-            f"A description is at most {DESCRIPTION_MAX} characters.", field="description"
-        )
-    return description
 
 
 async def _status_of(
@@ -143,7 +133,7 @@ async def create_issue(
     key), a sub-issue of that issue of the project. The reporter and the assignee watch it.
     Raises NotFound, Forbidden or Invalid; nothing is written then."""
     project = await writable_project(session, actor, project_id)
-    title, description = _title(title), _description(description)
+    title, description = _title(title), description_text(description)
     type, priority = _choice(type, IssueType, "type"), _choice(priority, Priority, "priority")
     status = await _status_of(session, project.id, status_id)
     assignee = await _assignee_of(session, project.id, assignee_id)
@@ -348,7 +338,7 @@ async def _apply_changes(
             note("title", issue.title, title)
             issue.title = title
         if changes.description is not None:
-            description = _description(changes.description)
+            description = description_text(changes.description)
             if description != issue.description:
                 record["description"] = ["", "edited"]
             issue.description = description

@@ -16,10 +16,9 @@ from app.models import Issue, Milestone, StatusCategory, User, WorkflowStatus
 from app.models.milestone import TITLE_MAX
 from app.services.access import readable_project, writable_project
 from app.services.activity import record_activity
-from app.services.text import storable
+from app.services.text import description_text, storable
 from app.services.transaction import use_case
 
-DESCRIPTION_MAX = 50_000
 ESTIMATE_MAX = 1000
 
 # What a sentinel says when a caller means "leave it as it is".
@@ -31,15 +30,6 @@ def _title(title: str) -> str:
     if not 1 <= len(title) <= TITLE_MAX:
         raise Invalid(f"A milestone's title is 1 to {TITLE_MAX} characters.", field="title")
     return title
-
-
-def _description(description: str) -> str:
-    description = storable(description)
-    if len(description) > DESCRIPTION_MAX:
-        raise Invalid(
-            f"A description is at most {DESCRIPTION_MAX} characters.", field="description"
-        )
-    return description
 
 
 def check_estimate(estimate: int | None) -> int | None:
@@ -231,7 +221,7 @@ async def create_milestone(
 ) -> Milestone:
     """A new open milestone (writers). Raises Invalid for a bad or taken title."""
     project = await writable_project(session, actor, project_id)
-    title, description = _title(title), _description(description)
+    title, description = _title(title), description_text(description)
     await _title_is_free(session, project.id, title)
     milestone = Milestone(
         project_id=project.id, title=title, description=description, due_date=due_date
@@ -271,7 +261,7 @@ async def update_milestone(
                 changes["title"] = [milestone.title, title]
             milestone.title = title
         if description is not None:
-            description = _description(description)
+            description = description_text(description)
             if description != milestone.description:
                 changes["description"] = ["", "edited"]
             milestone.description = description
