@@ -235,6 +235,22 @@ def _inverse(relation: RelationType) -> RelationType:
     return seen_from(kind, not as_target)
 
 
+async def _record_on_both(
+    session: AsyncSession,
+    actor: User,
+    kind: str,
+    issue: Issue,
+    other: Issue,
+    seen: RelationType,
+) -> None:
+    """The activity row of a relation added or removed, on each of its two issues, each
+    seeing the relation from its own side (blocks on one is blocked by on the other)."""
+    for this, that, relation in ((issue, other, seen), (other, issue, _inverse(seen))):
+        await record_activity(
+            session, this.project, actor, kind, issue=this, payload=_payload(relation, this, that)
+        )
+
+
 @use_case
 async def add_relation(
     session: AsyncSession,
@@ -287,22 +303,7 @@ async def add_relation(
         raise Invalid(
             f"{issue.key} already {kind_seen.label} {other.key}.", field="issue"
         ) from None
-    await record_activity(
-        session,
-        issue.project,
-        actor,
-        "relation.added",
-        issue=issue,
-        payload=_payload(kind_seen, issue, other),
-    )
-    await record_activity(
-        session,
-        other.project,
-        actor,
-        "relation.added",
-        issue=other,
-        payload=_payload(_inverse(kind_seen), other, issue),
-    )
+    await _record_on_both(session, actor, "relation.added", issue, other, kind_seen)
     if close_duplicate and kind_seen == RelationType.DUPLICATES and not issue.status.is_done:
         await _close(session, actor, issue)
     return created
@@ -361,19 +362,4 @@ async def remove_relation(
     seen = seen_from(relation.kind, as_target)
     await session.delete(relation)
     await session.flush()
-    await record_activity(
-        session,
-        issue.project,
-        actor,
-        "relation.removed",
-        issue=issue,
-        payload=_payload(seen, issue, other),
-    )
-    await record_activity(
-        session,
-        other.project,
-        actor,
-        "relation.removed",
-        issue=other,
-        payload=_payload(_inverse(seen), other, issue),
-    )
+    await _record_on_both(session, actor, "relation.removed", issue, other, seen)
