@@ -17,7 +17,7 @@ from app.db import get_session
 from app.errors import TooManyRequests
 from app.models import AuthSession, User
 from app.security import new_token, same_secret
-from app.services import accounts, login_sessions, rate_limits
+from app.services import accounts, audit, login_sessions, rate_limits
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -155,6 +155,11 @@ def client_address() -> str:
         if len(forwarded) >= trusted:
             return forwarded[-trusted]
     return request.remote_addr or "unknown"
+
+
+def request_origin() -> audit.Origin:
+    """This request's address and browser, as the audit log records them."""
+    return audit.Origin(client_address(), request.headers.get("User-Agent", ""))
 
 
 def rate_limited(

@@ -4,6 +4,7 @@ from app.models.account import AccountToken, AuthSession, LoginThrottle, TokenPu
 from app.models.activity import Activity
 from app.models.api_token import ApiToken, TokenScope
 from app.models.attachment import Attachment
+from app.models.audit import AuditEvent
 from app.models.issue import (
     Comment,
     Issue,
@@ -34,6 +35,7 @@ __all__ = [
     "Activity",
     "ApiToken",
     "Attachment",
+    "AuditEvent",
     "AuthSession",
     "Comment",
     "DeliveryStatus",
