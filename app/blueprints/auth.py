@@ -8,7 +8,6 @@ from quart import Blueprint, Response, flash, redirect, render_template, request
 
 from app.blueprints.guards import (
     account_settings,
-    begin_login,
     client_address,
     current_account,
     current_auth_session,
@@ -17,26 +16,14 @@ from app.blueprints.guards import (
     rate_limited,
     safe_next,
 )
+from app.blueprints.sign_in import finish_login
 from app.db import get_session
 from app.errors import Invalid, TooManyRequests
-from app.models import User
 from app.services import accounts, login_sessions, passwords, registration
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 Page = str | Response | tuple[str, int] | tuple[str, int, dict[str, str]]
-
-
-async def _start_session_for(user: User, *, remember: bool) -> None:
-    secret = await login_sessions.start_session(
-        get_session(),
-        account_settings(),
-        user,
-        remember=remember,
-        user_agent=request.headers.get("User-Agent", ""),
-        client_address=client_address(),
-    )
-    begin_login(secret, remember=remember)
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -59,7 +46,7 @@ async def signup() -> Page:
             "auth/signup.html", form=form, errors=refusal.field_errors, settings=settings
         )
         return page, 400
-    await _start_session_for(user, remember=False)
+    await finish_login(user, remember=False, method="signup")
     await flash(f"Welcome! We sent a link to {user.email}: open it to confirm your address.")
     return redirect(url_for("main.index"))
 
@@ -88,7 +75,7 @@ async def login() -> Page:
         )
         headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else {}
         return page, refusal.status, headers
-    await _start_session_for(user, remember=form.get("remember") == "on")
+    await finish_login(user, remember=form.get("remember") == "on", method="password")
     return redirect(next_page)
 
 
@@ -171,6 +158,6 @@ async def reset(signed: str) -> Page:
             return await render_template("auth/link_refused.html", message=refusal.message), 400
         return await render_template("auth/reset.html", error=refusal.message), 400
     end_login()
-    await _start_session_for(user, remember=False)
+    await finish_login(user, remember=False, method="password_reset")
     await flash("Your password is changed, and every other session is logged out.")
     return redirect(url_for("main.index"))

@@ -14,7 +14,7 @@ from app.db import utcnow
 from app.errors import Invalid, TooManyRequests
 from app.models import AuthSession, LoginThrottle, User
 from app.security import new_token, token_digest
-from app.services import access, rate_limits
+from app.services import access, audit, rate_limits
 from app.services.accounts import AccountSettings, normalise_email
 from app.services.transaction import use_case
 
@@ -150,10 +150,12 @@ async def start_session(
     user: User,
     *,
     remember: bool,
-    user_agent: str = "",
-    client_address: str = "",
+    method: str = "password",
+    origin: audit.Origin = audit.NO_ORIGIN,
 ) -> str:
-    """Open a login session and return its secret for the cookie (a new one at every login)."""
+    """Open a login session and return its secret for the cookie (a new one at every login).
+    The audit log records the sign-in and how it was made ("password", "totp", "passkey", ...)
+    in the same commit."""
     secret = new_token()
     lifetime = settings.remember_max if remember else settings.session_max
     session.add(
@@ -162,9 +164,12 @@ async def start_session(
             token_digest=token_digest(secret),
             remember=remember,
             expires_at=utcnow() + lifetime,
-            user_agent=user_agent[:200],
-            client_address=client_address[:64],
+            user_agent=origin.user_agent[:200],
+            client_address=origin.address[:64],
         )
+    )
+    audit.record(
+        session, audit.AuditAction.LOGIN_SUCCEEDED, actor=user, origin=origin, method=method
     )
     return secret
 
