@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from quart import Quart, Response, current_app, g, redirect, request, session, url_for
 from quart_auth import AuthUser, QuartAuth, current_user, login_user, logout_user
 from werkzeug.exceptions import Forbidden as HTTPForbidden
+from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.exceptions import Unauthorized
 
 from app.db import get_session
@@ -96,6 +97,20 @@ def login_required(view: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T |
             if request.method == "GET" and not request.path.startswith("/api/"):
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
             raise Unauthorized("Log in first.")
+        return await view(*args, **kwargs)
+
+    return guarded
+
+
+def admin_required(view: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T | Response]]:
+    """Site admins only. Everyone else, logged in or not, gets the 404 of a page that does not
+    exist: the console does not say it is there."""
+
+    @functools.wraps(view)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T | Response:
+        user = current_account()
+        if user is None or not user.is_admin:
+            raise HTTPNotFound()
         return await view(*args, **kwargs)
 
     return guarded
