@@ -1,5 +1,5 @@
 """Commands for admins: `quart --app app create-admin EMAIL`, `seed-demo`, `mail pending`,
-`mail retry`, `prune-activity`, `check`."""
+`mail retry`, `prune-activity`, `backup`, `check`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from quart import Quart
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.commands.backup import BackupRefused, back_up
 from app.commands.demo import DEMO_PASSWORD, PEOPLE, seed_demo
 from app.commands.maintenance import prune_activity
 from app.errors import ServiceError
@@ -190,6 +192,21 @@ def init_app(app: Quart) -> None:
 
     for queue in delivery_queues():
         app.cli.add_command(_delivery_commands(app, queue))
+
+    @app.cli.command("backup")
+    @click.argument("destination", type=click.Path(file_okay=False, path_type=Path))
+    def backup_command(destination: Path) -> None:
+        """Copy this SQLite instance (database and attachment files) into DESTINATION while it
+        runs. PostgreSQL instances use pg_dump (docs/deploy.md)."""
+        try:
+            made = back_up(
+                app.config["DATABASE_URL"], app.extensions["attachment_storage"], destination
+            )
+        except BackupRefused as refusal:
+            raise click.ClickException(str(refusal)) from refusal
+        click.echo(f"Database copied to {made.database}.")
+        if made.attachments is not None:
+            click.echo(f"{made.files} attachment files copied to {made.attachments}.")
 
     @app.cli.command("prune-activity")
     @click.option(
