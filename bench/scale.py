@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import re
 import statistics
 import time
@@ -231,10 +232,32 @@ class Result:
     statements: list[tuple[str, Any]]
     plans: list[list[str]]
     scans: set[str]
+    # Milliseconds the garbage collector ran during each sample.
+    collecting: list[float]
+
+    @property
+    def worst(self) -> tuple[float, float]:
+        """The slowest run and the collector's share of it."""
+        return max(zip(self.samples, self.collecting, strict=True))
 
     def percentile(self, share: float) -> float:
         ordered = sorted(self.samples)
         return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+class CollectorClock:
+    """The time the garbage collector takes, summed over its passes (a gc.callbacks probe): what
+    tells a slow run that waited for a full collection from one that waited for the database."""
+
+    def __init__(self) -> None:
+        self.milliseconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.milliseconds += (time.perf_counter() - self._started) * 1000
 
 
 async def explain(app: Quart, statement: str, parameters: Any) -> list[str]:
@@ -283,6 +306,12 @@ async def main(arguments: argparse.Namespace) -> None:
     await give_files(database, world.issue_keys[0], viewer)
 
     sent: list[tuple[str, Any]] | None = None
+    if arguments.gc_freeze:
+        # What a served worker does once started (GC_FREEZE_AFTER_START, decision 0014).
+        gc.collect()
+        gc.freeze()
+    clock = CollectorClock()
+    gc.callbacks.append(clock)
 
     @event.listens_for(database.engine.sync_engine, "before_cursor_execute")
     def remember(connection: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -295,19 +324,21 @@ async def main(arguments: argparse.Namespace) -> None:
         async with database.sessionmaker() as session:  # once to warm up, and to see its SQL
             await operation(session)
         statements, sent = sent, None
-        samples = []
+        samples, collecting = [], []
         for _ in range(arguments.runs):
+            collected_before = clock.milliseconds
             started = time.perf_counter()
             async with database.sessionmaker() as session:
                 await operation(session)
             samples.append((time.perf_counter() - started) * 1000)
+            collecting.append(clock.milliseconds - collected_before)
         plans = [await explain(app, statement, values) for statement, values in statements]
         scans = {
             f"{table} (#{number})"
             for number, plan in enumerate(plans, 1)
             for table in whole_table_scans(plan)
         }
-        results.append(Result(name, samples, statements, plans, scans))
+        results.append(Result(name, samples, statements, plans, scans, collecting))
 
     PLANS.mkdir(exist_ok=True)
     for old in PLANS.glob("*.txt"):
@@ -320,15 +351,21 @@ async def main(arguments: argparse.Namespace) -> None:
 
     print(
         f"Queries at scale: {database.backend}, {issue_count:,} issues, as user "
-        f"{arguments.viewer}; {arguments.runs} runs each in a fresh session (milliseconds).\n"
+        f"{arguments.viewer}; {arguments.runs} runs each in a fresh session (milliseconds); "
+        f"start-up heap {'frozen' if arguments.gc_freeze else 'not frozen'}.\n"
     )
-    print("| operation | runs | p50 | p99 | statements | whole-table scans (statement) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| operation | runs | p50 | p99 | slowest run: of it collecting garbage "
+        "| statements | whole-table scans (statement) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         scans = ", ".join(sorted(r.scans)) or "none"
+        slowest_run, its_collecting = r.worst
         print(
             f"| {r.name} | {len(r.samples)} | {statistics.median(r.samples):.1f} "
-            f"| {r.percentile(0.99):.1f} | {len(r.statements)} | {scans} |"
+            f"| {r.percentile(0.99):.1f} | {slowest_run:.1f}: {its_collecting:.1f} "
+            f"| {len(r.statements)} | {scans} |"
         )
     print(f"\nPlans of the slowest ({slowest.name}) and of any with a scan: {PLANS}/")
     await database.dispose()
@@ -339,4 +376,10 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", required=True, help="a database filled by bench.data")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--viewer", type=int, default=1, help="the user the pages are read as")
+    parser.add_argument(
+        "--gc-freeze",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="gc.freeze() the heap after setting up, as a served worker does after start-up",
+    )
     asyncio.run(main(parser.parse_args()))
