@@ -42,7 +42,7 @@ from app.services import login_sessions, notifications
 from app.services.accounts import AccountSettings
 from app.storage import storage_from_config
 from app.storage.remover import FileRemover
-from app.web import forwarded, health, logs
+from app.web import forwarded, health, logs, metrics
 
 
 def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
@@ -67,6 +67,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
 
     database = db.init_app(app)
     health.init_app(app)  # first of the start-up work: refuses a schema behind the code
+    metrics.init_app(app, database.engine)
     app.extensions["account_settings"] = AccountSettings.from_config(app.config)
     _connect_mail(app, database)
     _connect_webhooks(app, database)
@@ -119,6 +120,7 @@ def _connect_mail(app: Quart, database: Database) -> None:
     queued before each of its rounds."""
     config = app.config
     sender = mail_sender_from_config(config, database.sessionmaker)
+    sender.metrics = app.extensions["metrics"]
     sender.producers.append(
         partial(
             notifications.mail_due_digests,
@@ -136,6 +138,7 @@ def _connect_mail(app: Quart, database: Database) -> None:
 def _connect_webhooks(app: Quart, database: Database) -> None:
     """The webhook deliveries' sender, woken by commits that queue deliveries."""
     sender = webhook_sender_from_config(app.config, database.sessionmaker)
+    sender.metrics = app.extensions["metrics"]
     database.after_commit.deliveries_queued.append(sender.wake)
     app.extensions["webhook_sender"] = sender
     if app.config["WEBHOOK_SEND_IN_BACKGROUND"]:
@@ -173,6 +176,7 @@ def _connect_live(app: Quart, database: Database) -> None:
         queue_size=app.config["SSE_QUEUE_SIZE"],
         access_check=may_still_read,
         recheck_seconds=app.config["SSE_RECHECK_SECONDS"],
+        metrics=app.extensions["metrics"],
     )
     app.extensions["broker"] = broker
     _while_serving(app, broker.start_rechecks, broker.close)

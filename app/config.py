@@ -79,6 +79,11 @@ class Config:
     # Only peers at these addresses (comma-separated IPs or networks, or *) may send forwarded
     # headers at all; from anyone else they are dropped before the app sees them.
     TRUST_PROXY_ADDRESSES = "127.0.0.1,::1"
+    # /metrics (Prometheus, decision 0026) answers only clients at these addresses or networks
+    # (comma-separated; the client as TRUST_PROXY_COUNT finds it); everyone else gets a 404.
+    METRICS_ALLOW = "127.0.0.1,::1"
+    # Where the workers keep their counts for the scrape (empty: the system's temporary folder).
+    METRICS_DIR = ""
 
     # Attachments (decision 0020): "local" keeps files under ATTACHMENT_DIR (empty: the
     # instance folder's attachments/); "s3" keeps them in ATTACHMENT_S3_BUCKET of an
@@ -167,6 +172,8 @@ class Config:
         "AUTH_REMEMBER_MAX_SECONDS": int,
         "TRUST_PROXY_COUNT": int,
         "TRUST_PROXY_ADDRESSES": str,
+        "METRICS_ALLOW": str,
+        "METRICS_DIR": str,
         "LOG_FORMAT": str,
         "ATTACHMENT_STORAGE": str,
         "ATTACHMENT_DIR": str,

@@ -115,10 +115,11 @@ async def start_worker(
     *,
     listen_fd: int | None = None,
     settings: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Worker:
-    """One hypercorn server (one worker) on `port`, or on an inherited listening socket bound
-    to `port` (as systemd's socket activation hands it over: `--bind fd://N`). Returns once
-    it answers."""
+    """One hypercorn server (of `workers` worker processes) on `port`, or on an inherited
+    listening socket bound to `port` (as systemd's socket activation hands it over:
+    `--bind fd://N`). Returns once it answers."""
     environment = {
         **os.environ,
         **WORKER_SETTINGS,
@@ -130,7 +131,7 @@ async def start_worker(
     with log.open("ab") as output:
         process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "hypercorn", "app:create_app()"),
-            *("--bind", bind, "--graceful-timeout", "1"),
+            *("--bind", bind, "--graceful-timeout", "1", "--workers", str(workers)),
             cwd=ROOT,
             env=environment,
             stdout=output,

@@ -1,12 +1,16 @@
-"""The home page and the health checks (/healthz: alive, /readyz: ready for traffic)."""
+"""The home page, the health checks (/healthz: alive, /readyz: ready for traffic) and the
+Prometheus scrape (/metrics)."""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, current_app, jsonify, render_template
+import asyncio
 
-from app.blueprints.guards import current_account
+from quart import Blueprint, Response, abort, current_app, jsonify, render_template
+
+from app.blueprints.guards import client_address, current_account
 from app.db import get_session
-from app.services import search
+from app.services import operations, search
+from app.web import metrics
 
 bp = Blueprint("main", __name__)
 
@@ -37,3 +41,16 @@ async def readyz() -> tuple[Response, int]:
         current_app.extensions.get("live_listener")
     )
     return jsonify(report), 200 if report["status"] == "ready" else 503
+
+
+@bp.get("/metrics")
+async def scrape() -> Response:
+    """Every worker's counts and the delivery queues, for Prometheus; a 404 to clients outside
+    METRICS_ALLOW (the console is not advertised)."""
+    if not metrics.allowed(current_app.config["METRICS_ALLOW_NETWORKS"], client_address()):
+        abort(404)
+    depths = await operations.queue_depths(get_session())
+    directory = current_app.extensions["metrics"].directory
+    # Reads one small file per worker and metric kind: off the event loop.
+    body = await asyncio.to_thread(metrics.exposition, directory, depths)
+    return Response(body, content_type=metrics.CONTENT_TYPE)

@@ -20,6 +20,7 @@ from app.live.presence import Presence, Viewer
 from app.models import Activity, Comment, Issue, Project
 from app.services.issue_views import ISSUE_DETAILS
 from app.services.relation_views import NO_MARKS, card_marks
+from app.web.metrics import Metrics
 
 log = logging.getLogger("issues.live")
 
@@ -158,8 +159,10 @@ class Broker:
         queue_size: int = 256,
         access_check: AccessCheck | None = None,
         recheck_seconds: float = 30.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.metrics = metrics
         self.cards = cards
         self.queue_size = queue_size
         self.access_check = access_check
@@ -202,6 +205,8 @@ class Broker:
                         )
                 subscriber.start_seq = feed.last_seq
                 feed.subscribers.add(subscriber)
+                if self.metrics is not None:
+                    self.metrics.open_streams.inc()
                 if viewer is not None:
                     self.presence.joined(project_id, viewer)
                 return subscriber
@@ -211,6 +216,8 @@ class Broker:
         if feed is None or subscriber not in feed.subscribers:
             return
         feed.subscribers.discard(subscriber)
+        if self.metrics is not None:
+            self.metrics.open_streams.dec()
         if subscriber.viewer is not None:
             self.presence.left(subscriber.project_id, subscriber.viewer)
         if not feed.subscribers:
@@ -248,6 +255,9 @@ class Broker:
                             for subscriber in list(feed.subscribers):
                                 subscriber.offer(row.seq, encoded)
                             feed.last_seq = row.seq
+                            if self.metrics is not None:
+                                self.metrics.events_fanned_out.inc()
+                                self.metrics.events_delivered.inc(len(feed.subscribers))
                         # More than a page of rows, or a wake while we read: read again.
                         if not rows or not (feed.dirty or len(rows) == FAN_OUT_PAGE):
                             break

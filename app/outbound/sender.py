@@ -12,6 +12,8 @@ from typing import ClassVar, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.web.metrics import Metrics
+
 ReportT = TypeVar("ReportT")
 
 
@@ -42,6 +44,8 @@ class BackgroundSender(ABC, Generic[ReportT]):
 
     name: ClassVar[str]  # "mail sender": in the log, and hyphenated as the task's name
     log: ClassVar[logging.Logger]
+    # Set by the app factory: each round's outcomes are counted for /metrics.
+    metrics: Metrics | None = None
 
     def __init__(
         self, sessionmaker: async_sessionmaker[AsyncSession], *, poll_seconds: float
@@ -76,11 +80,20 @@ class BackgroundSender(ABC, Generic[ReportT]):
                 await self._task
             self._task = None
 
+    def _count(self, report: ReportT) -> None:
+        if self.metrics is None or not isinstance(report, DeliveryReport):
+            return
+        for result in ("delivered", "retried", "failed"):
+            if count := getattr(report, result):
+                self.metrics.deliveries.labels(self.name, result).inc(count)
+
     async def _run(self) -> None:
         while True:
             wait = self.poll_seconds
             try:
-                wait = self._wait_after(await self._round())
+                report = await self._round()
+                self._count(report)
+                wait = self._wait_after(report)
             except Exception:  # a database outage must not kill the sender for good
                 self.log.exception("%s: delivery round failed; retrying", self.name)
             with contextlib.suppress(TimeoutError):
