@@ -379,7 +379,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--gc-freeze",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="gc.freeze() the heap after setting up, as a served worker does after start-up",
+        default=True,
+        help="gc.freeze() the heap after setting up, as a served worker does after start-up "
+        "(GC_FREEZE_AFTER_START); --no-gc-freeze shows what an unfrozen heap costs",
     )
     asyncio.run(main(parser.parse_args()))
