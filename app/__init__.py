@@ -21,6 +21,7 @@ from app.blueprints import (
     boards,
     errors,
     event_stream,
+    feeds,
     finding,
     guards,
     issues,
@@ -86,6 +87,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         boards.bp,
         milestones.bp,
         finding.bp,
+        feeds.bp,
         project_webhooks.bp,
         relations.bp,
     ):

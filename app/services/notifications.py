@@ -244,8 +244,32 @@ def describe(activity: Activity) -> str:
             else:
                 parts.append(f"changed {name} from {before} to {after}")
         return f"{who} " + ", ".join(parts) if parts else f"{who} updated the issue"
-    if activity.kind in ("relation.added", "relation.removed") and "other" in activity.payload:
+    if activity.kind in ("relation.added", "relation.removed"):
         done = "added" if activity.kind == "relation.added" else "removed"
         relation = activity.payload.get("relation", "relates_to").replace("_", " ")
-        return f"{who} {done} the relation: {relation} {activity.payload['other']}"
+        # Another project's issue is never named: not every reader of this line may read it.
+        other = activity.payload.get("other", "an issue in another project")
+        return f"{who} {done} the relation: {relation} {other}"
+    if activity.kind in PROJECT_CHANGES:
+        return f"{who} {PROJECT_CHANGES[activity.kind]}"
+    if activity.kind == "member.added":
+        payload = activity.payload
+        return f"{who} added {payload.get('user', 'someone')} as {payload.get('role', 'member')}"
+    if activity.kind == "member.role_changed":
+        return f"{who} changed a member's role to {activity.payload.get('role', 'member')}"
+    if activity.kind.startswith("milestone."):
+        verb = activity.kind.removeprefix("milestone.")
+        return f"{who} {verb} the milestone {activity.payload.get('title', '')}".rstrip()
     return f"{who}: {activity.kind}"
+
+
+# Changes to a project itself, in words (project feeds show them beside the issues').
+PROJECT_CHANGES = {
+    "project.created": "created the project",
+    "project.updated": "changed the project's settings",
+    "project.archived": "archived the project",
+    "project.unarchived": "unarchived the project",
+    "project.labels_changed": "changed the labels",
+    "project.workflow_changed": "changed the workflow",
+    "member.removed": "removed a member",
+}
