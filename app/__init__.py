@@ -17,6 +17,7 @@ from app import api, db
 from app.blueprints import (
     account,
     attachments,
+    audit_log,
     auth,
     boards,
     errors,
@@ -31,6 +32,7 @@ from app.blueprints import (
     project_webhooks,
     projects,
     relations,
+    security_log,
 )
 from app.commands import cli
 from app.config import config
@@ -87,6 +89,8 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         finding.bp,
         project_webhooks.bp,
         relations.bp,
+        security_log.bp,
+        audit_log.bp,
     ):
         app.register_blueprint(blueprint)
     attachments.init_app(app)

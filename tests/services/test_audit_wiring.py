@@ -112,7 +112,7 @@ async def test_logout_and_ending_other_sessions_are_recorded(
     ann = await person(session, account_settings)
     for _ in range(3):
         await login_sessions.start_session(session, account_settings, ann, remember=False)
-    first, second, third = await rows_of(session, AuthSession)
+    first, _second, third = await rows_of(session, AuthSession)
     ended = await login_sessions.end_other_sessions(session, ann.id, third.id, origin=ORIGIN)
     assert ended == 2
     await login_sessions.end_session(session, third.id, actor=ann, origin=ORIGIN)
