@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from quart.typing import TestClientProtocol as Client
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.models import AuditEvent
 from app.services import audit
 from tests.api.conftest import ApiWorld
 
@@ -68,3 +70,35 @@ async def test_the_endpoint_is_in_the_openapi_document(client: Client) -> None:
     operation = spec["paths"]["/api/v1/me/audit"]["get"]
     assert {parameter["name"] for parameter in operation["parameters"]} == {"after", "limit"}
     assert "200" in operation["responses"]
+
+
+async def test_membership_changes_through_the_api_are_audited_with_the_callers_origin(
+    client: Client, world: ApiWorld, session: AsyncSession
+) -> None:
+    viewer = world.people["viewer"]
+    headers = {**world.auth("owner"), "User-Agent": "curl/8.5.0"}
+    changed = await client.patch(
+        f"/api/v1/projects/WEB/members/{viewer.id}", json={"role": "member"}, headers=headers
+    )
+    assert changed.status_code == 200
+    refused = await client.patch(
+        f"/api/v1/projects/WEB/members/{viewer.id}",
+        json={"role": "member"},
+        headers={**world.auth("member"), "User-Agent": "curl/8.5.0"},
+    )
+    assert refused.status_code == 403  # a member may not change roles: no row
+    removed = await client.delete(f"/api/v1/projects/WEB/members/{viewer.id}", headers=headers)
+    assert removed.status_code == 204
+    events = list(
+        await session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action.in_(["role.changed", "member.removed"]))
+            .order_by(AuditEvent.id)
+        )
+    )
+    assert [(e.action, e.actor_id, e.subject_id) for e in events] == [
+        ("role.changed", world.people["owner"].id, viewer.id),
+        ("member.removed", world.people["owner"].id, viewer.id),
+    ]
+    assert events[0].detail == {"project": "WEB", "role": "member", "previous_role": "viewer"}
+    assert all(e.user_agent == "curl/8.5.0" and e.client_address for e in events)

@@ -16,8 +16,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import create_app
-from app.models import AuditEvent, User
+from app.models import ApiToken, AuditEvent, User
 from app.services import audit
+from app.services.audit_views import browser_name
 from tests.conftest import app_settings
 from tests.factories import make_user
 from tests.mailcatcher import MailCatcher
@@ -216,3 +217,66 @@ async def test_pages_record_their_events_with_the_request_address(
     assert [e.action for e in events] == ["login.succeeded", "token.created", "logout"]
     assert {(e.actor_id, e.client_address) for e in events} == {(ann.id, "203.0.113.9")}
     assert "Firefox" in events[2].user_agent
+
+
+async def test_every_account_page_passes_the_request_address_to_its_audit_row(
+    app: Quart, client: Client, session: AsyncSession, mailbox: MailCatcher
+) -> None:
+    """Sign-up, confirmation, the account page's changes and the reset, all through the
+    routes: each row has the client's address and browser (the routes pass the origin)."""
+
+    async def deliver() -> None:
+        await app.extensions["mail_sender"].deliver_pending()
+
+    def path_of(link: str) -> str:
+        return "/" + link.split("/", 3)[3]
+
+    async def go(path: str, form: dict[str, str] | None = None) -> None:
+        response = await submit(client, path, form, headers=FIREFOX)
+        assert response.status_code in (200, 201, 302), (path, response.status_code)
+
+    await go(
+        "/auth/signup", {"email": "ann@example.com", "display_name": "Ann", "password": PASSWORD}
+    )
+    await deliver()
+    [confirm] = mailbox.to("ann@example.com")
+    assert (await client.get(path_of(confirm.link()), headers=FIREFOX)).status_code == 302
+    await go("/account/sessions/end-others")
+    await go("/account/email", {"email": "ann2@example.com", "current_password": PASSWORD})
+    await deliver()
+    [change] = mailbox.to("ann2@example.com")
+    assert (await client.get(path_of(change.link()), headers=FIREFOX)).status_code == 302
+    new_password = "another good passphrase"
+    await go("/account/password", {"current_password": PASSWORD, "new_password": new_password})
+    await go("/auth/forgot", {"email": "ann2@example.com"})
+    await deliver()
+    [reset] = [m for m in mailbox.to("ann2@example.com") if "Reset" in m.subject]
+    await go(path_of(reset.link()), {"password": "a third good passphrase"})
+    made = await submit(client, "/account/tokens", {"name": "CI", "scope": "read"}, headers=FIREFOX)
+    token_id = await session.scalar(select(ApiToken.id).where(ApiToken.name == "CI"))
+    assert made.status_code == 201 and token_id is not None
+    await go(f"/account/tokens/{token_id}/revoke")
+
+    await session.rollback()  # a fresh read (SQLite keeps the snapshot of the last one)
+    events = list(await session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+    assert [e.action for e in events] == [
+        "account.signed_up",
+        "login.succeeded",
+        "email.verified",
+        "sessions.ended",
+        "email.change_requested",
+        "email.changed",
+        "password.changed",
+        "password.reset_requested",
+        "password.reset",
+        "login.succeeded",
+        "token.created",
+        "token.revoked",
+    ]
+    assert {(e.client_address, browser_name(e.user_agent)) for e in events} == {
+        ("203.0.113.9", "Firefox")
+    }
+    assert [e.detail.get("method") for e in events if e.action == "login.succeeded"] == [
+        "signup",
+        "password_reset",
+    ]
