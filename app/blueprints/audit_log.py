@@ -20,7 +20,7 @@ def _search() -> audit_views.AuditSearch:
     return audit_views.parse_search(request.args, request.args.getlist("action"))
 
 
-@bp.get("/")
+@bp.get("")  # no trailing slash: a redirect would tell outsiders the page exists
 @admin_required
 async def index() -> tuple[str, int]:
     errors: dict[str, str] = {}

@@ -18,7 +18,7 @@ def page_cursor() -> int | None:
     return before if before is not None and 0 < before <= LARGEST_EVENT_ID else None
 
 
-@bp.get("/")
+@bp.get("")  # no trailing slash: a redirect would tell outsiders the page exists
 @login_required
 async def index() -> str:
     user = current_account()

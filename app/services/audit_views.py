@@ -289,6 +289,14 @@ _SENTENCES = {
     "sso.login": "Signed in with single sign-on",
     "sso.linked": "Linked single sign-on to the account",
     "sso.failed": "A single sign-on attempt failed",
+    "admin.user_deactivated": "{actor} deactivated {subject_possessive} account",
+    "admin.user_reactivated": "{actor} reactivated {subject_possessive} account",
+    "admin.admin_granted": "{actor} made {subject} a site admin",
+    "admin.admin_revoked": "{actor} took site admin away from {subject}",
+    "admin.two_factor_reset": "{actor} reset {subject_possessive} two-factor sign-in",
+    "admin.project_transferred": "{actor} transferred {project} to {subject}",
+    "admin.mail_retried": "{actor} retried queued mail",
+    "admin.webhook_retried": "{actor} retried a webhook delivery",
 }
 _METHODS = {
     "password": "with a password",
@@ -344,6 +352,8 @@ def describe_event(event: AuditEvent, viewer: User | None = None) -> str:
 
     detail.setdefault("actor", name(event.actor_id, event.actor_email))
     detail.setdefault("subject", name(event.subject_id, event.subject_email))
+    subject = detail["subject"]
+    detail.setdefault("subject_possessive", "your" if subject == "you" else f"{subject}'s")
     template = _SENTENCES.get(event.action, event.action.replace(".", " ").replace("_", " "))
     try:
         sentence = template.format_map(_Blank(detail))

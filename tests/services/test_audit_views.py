@@ -210,6 +210,14 @@ async def test_events_read_in_plain_words(session: AsyncSession) -> None:
         "owner@example.com made you admin of WEB from 198.51.100.7, curl"
     )
     assert audit_views.describe_event(token, ann).startswith("Created the API token “{0} {x}”")
+    await write(session, AuditAction.ADMIN_DEACTIVATED, owner, ann, origin=audit.NO_ORIGIN)
+    [deactivated] = (await audit_views.own_events(session, ann.id, limit=1)).events
+    assert audit_views.describe_event(deactivated, ann) == (
+        "owner@example.com deactivated your account"
+    )
+    assert audit_views.describe_event(deactivated, owner) == (
+        "You deactivated ann@example.com's account"
+    )
 
 
 def test_relative_times() -> None:
