@@ -70,6 +70,8 @@ async def test_the_endpoint_is_in_the_openapi_document(client: Client) -> None:
     operation = spec["paths"]["/api/v1/me/audit"]["get"]
     assert {parameter["name"] for parameter in operation["parameters"]} == {"after", "limit"}
     assert "200" in operation["responses"]
+    reference = await (await client.get("/api/v1/docs")).get_data(as_text=True)
+    assert "GET /api/v1/me/audit" in reference
 
 
 async def test_membership_changes_through_the_api_are_audited_with_the_callers_origin(
