@@ -287,3 +287,21 @@ async def test_every_account_page_passes_the_request_address_to_its_audit_row(
         "signup",
         "password_reset",
     ]
+
+
+async def test_stored_values_are_escaped_on_both_pages(
+    app: Quart, client: Client, session: AsyncSession
+) -> None:
+    root = await admin_client(app, client, session)
+    await audit.record_refusal(
+        session,
+        audit.AuditAction.TOKEN_CREATED,
+        actor=root,
+        origin=audit.Origin("203.0.113.9", "<img src=x onerror=alert(1)>"),
+        token_name="<script>alert(1)</script>",
+        scope="read",
+    )
+    for path in ("/account/security-log", "/admin/audit"):
+        page = await text_of(await client.get(path))
+        assert "<script>alert(1)</script>" not in page and "<img src=x" not in page, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
