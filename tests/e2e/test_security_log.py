@@ -6,7 +6,10 @@ import re
 
 import pytest
 from playwright.async_api import Page, expect
+from sqlalchemy import update
 
+from app.models import User
+from app.services import audit
 from tests.e2e.conftest import LiveServer, screenshot_path
 from tests.factories import make_user
 from tests.pages import PASSWORD
@@ -50,3 +53,36 @@ async def test_a_failed_and_a_good_login_show_on_the_security_log(
     )
     await page.screenshot(path=screenshot_path(f"security-log-{backend}"), full_page=True)
     assert problems == []
+
+
+async def test_an_admin_filters_the_audit_log_and_a_bad_date_is_a_form_message(
+    page: Page, live_server: LiveServer, backend: str
+) -> None:
+    app = live_server.app
+    hashed = await app.extensions["account_settings"].hasher.hash(PASSWORD)
+    async with app.extensions["database"].sessionmaker() as session:
+        root = await make_user(session, email="root@example.com", password_hash=hashed)
+        await session.execute(update(User).where(User.id == root.id).values(is_admin=True))
+        await session.commit()
+        await audit.record_refusal(
+            session, audit.AuditAction.LOGIN_FAILED, actor=None, subject_email="eve@example.com"
+        )
+    await page.goto(live_server.url + "/auth/login")
+    await page.get_by_label("Email address").fill("root@example.com")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.locator(".user-chip")).to_be_visible()
+
+    await page.goto(live_server.url + "/admin/audit")
+    rows = page.locator("table.audit-events tbody tr")
+    await expect(rows).to_have_count(2)
+    await page.get_by_label("Actions").select_option("login.failed")
+    await page.get_by_role("button", name="Search").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("eve@example.com")
+    csv_link = page.get_by_role("link", name="Export CSV")
+    await expect(csv_link).to_have_attribute("href", "/admin/audit/export.csv?action=login.failed")
+    await page.screenshot(path=screenshot_path(f"admin-audit-{backend}"), full_page=True)
+
+    await page.goto(live_server.url + "/admin/audit?since=2026-02-30")
+    await expect(page.locator(".field-error")).to_have_text("Give a date as YYYY-MM-DD.")
