@@ -17,6 +17,7 @@ from app import api, db
 from app.blueprints import (
     account,
     attachments,
+    audit_log,
     auth,
     boards,
     errors,
@@ -32,6 +33,7 @@ from app.blueprints import (
     project_webhooks,
     projects,
     relations,
+    security_log,
 )
 from app.commands import cli
 from app.config import config
@@ -90,6 +92,8 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         feeds.bp,
         project_webhooks.bp,
         relations.bp,
+        security_log.bp,
+        audit_log.bp,
     ):
         app.register_blueprint(blueprint)
     attachments.init_app(app)

@@ -24,6 +24,7 @@ from app.api.schemas import (
     project_out,
     status_out,
 )
+from app.blueprints.guards import request_origin
 from app.db import get_session
 from app.errors import NotFound
 from app.models import LARGEST_ID, Project
@@ -111,7 +112,12 @@ async def add_member(key: str, data: MemberAdd) -> tuple[MemberOut, int]:
     """Add someone with an account, by email address (owners and admins)."""
     project = await project_for(key)
     member = await projects.add_member(
-        get_session(), acting_user(), project.id, email=data.email, role=data.role
+        get_session(),
+        acting_user(),
+        project.id,
+        email=data.email,
+        role=data.role,
+        origin=request_origin(),
     )
     return member_out(member), 201
 
@@ -130,7 +136,9 @@ async def change_member_role(key: str, user_id: int, data: MemberUpdate) -> Memb
     """Change a member's role (owners and admins; only owners make or unmake owners)."""
     project = await project_for(key)
     project_id = project.id
-    await projects.change_role(get_session(), acting_user(), project_id, user_id, data.role)
+    await projects.change_role(
+        get_session(), acting_user(), project_id, user_id, data.role, origin=request_origin()
+    )
     return await _member(project_id, user_id)
 
 
@@ -138,7 +146,9 @@ async def change_member_role(key: str, user_id: int, data: MemberUpdate) -> Memb
 async def remove_member(key: str, user_id: int) -> Response:
     """Remove a member (owners and admins), or leave the project (yourself)."""
     project = await project_for(key)
-    await projects.remove_member(get_session(), acting_user(), project.id, user_id)
+    await projects.remove_member(
+        get_session(), acting_user(), project.id, user_id, origin=request_origin()
+    )
     return Response(status=204)
 
 

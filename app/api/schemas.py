@@ -12,6 +12,7 @@ from app.models import (
     LARGEST_ID,
     Activity,
     ApiToken,
+    AuditEvent,
     Comment,
     Issue,
     IssueType,
@@ -81,6 +82,39 @@ def me_out(user: User, token: ApiToken | None) -> MeOut:
         email_verified=user.email_verified_at is not None,
         auth="token" if token else "session",
         token_scope=token.scope if token else None,
+    )
+
+
+class AuditEventOut(BaseModel):
+    """One security event of the caller's account (decision 0021)."""
+
+    id: int
+    at: datetime
+    action: Annotated[str, Field(examples=["login.succeeded"])]
+    description: Annotated[str, Field(description="The event in plain words.")]
+    actor_email: str
+    subject_email: str
+    client_address: str
+    user_agent: str
+    detail: dict[str, Any]
+
+
+class AuditEventList(BaseModel):
+    items: list[AuditEventOut]
+    next: str | None
+
+
+def audit_event_out(event: AuditEvent, description: str) -> AuditEventOut:
+    return AuditEventOut(
+        id=event.id,
+        at=event.at,
+        action=event.action,
+        description=description,
+        actor_email=event.actor_email,
+        subject_email=event.subject_email,
+        client_address=event.client_address,
+        user_agent=event.user_agent,
+        detail=event.detail or {},
     )
 
 

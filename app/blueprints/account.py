@@ -10,6 +10,7 @@ from app.blueprints.guards import (
     current_account,
     current_auth_session,
     login_required,
+    request_origin,
 )
 from app.db import get_session
 from app.errors import Invalid
@@ -82,6 +83,7 @@ async def change_password() -> Response | tuple[str, int]:
             current_password=form.get("current_password", ""),
             new_password=form.get("new_password", ""),
             keep_session=auth_session.id,
+            origin=request_origin(),
         )
     except Invalid as refusal:
         return await _page("password", refusal.field_errors, 400)
@@ -101,6 +103,7 @@ async def change_email() -> Response | tuple[str, int]:
             user.id,
             new_email=form.get("email", ""),
             current_password=form.get("current_password", ""),
+            origin=request_origin(),
         )
     except Invalid as refusal:
         return await _page("email", refusal.field_errors, 400)
@@ -122,7 +125,9 @@ async def notifications() -> Response:
 @login_required
 async def end_other_sessions() -> Response:
     user, auth_session = _me()
-    ended = await login_sessions.end_other_sessions(get_session(), user.id, auth_session.id)
+    ended = await login_sessions.end_other_sessions(
+        get_session(), user.id, auth_session.id, origin=request_origin()
+    )
     await flash(f"Logged out {ended} other session{'s' if ended != 1 else ''}.")
     return redirect(url_for("account.index"))
 
@@ -139,6 +144,7 @@ async def create_token() -> tuple[str, int]:
             name=form.get("name", ""),
             scope=form.get("scope", ""),
             expires_in_days=form_int(form, "expires"),
+            origin=request_origin(),
         )
     except Invalid as refusal:
         return await _page("token", refusal.field_errors, 400, form=dict(form))
@@ -150,6 +156,6 @@ async def create_token() -> tuple[str, int]:
 @login_required
 async def revoke_token(token_id: int) -> Response:
     user, _ = _me()
-    await api_tokens.revoke_token(get_session(), user, token_id)
+    await api_tokens.revoke_token(get_session(), user, token_id, origin=request_origin())
     await flash("The token is revoked: it no longer works.")
     return redirect(url_for("account.index"))

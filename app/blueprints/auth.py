@@ -8,12 +8,12 @@ from quart import Blueprint, Response, flash, redirect, render_template, request
 
 from app.blueprints.guards import (
     account_settings,
-    client_address,
     current_account,
     current_auth_session,
     end_login,
     login_required,
     rate_limited,
+    request_origin,
     safe_next,
 )
 from app.blueprints.sign_in import finish_login
@@ -40,6 +40,7 @@ async def signup() -> Page:
             email=form.get("email", ""),
             display_name=form.get("display_name", ""),
             password=form.get("password", ""),
+            origin=request_origin(),
         )
     except Invalid as refusal:
         page = await render_template(
@@ -67,7 +68,7 @@ async def login() -> Page:
             account_settings(),
             email=form.get("email", ""),
             password=form.get("password", ""),
-            client_address=client_address(),
+            origin=request_origin(),
         )
     except (Invalid, TooManyRequests) as refusal:
         page = await render_template(
@@ -83,7 +84,9 @@ async def login() -> Page:
 async def logout() -> Response:
     auth_session = current_auth_session()
     if auth_session is not None:
-        await login_sessions.end_session(get_session(), auth_session.id)
+        await login_sessions.end_session(
+            get_session(), auth_session.id, actor=current_account(), origin=request_origin()
+        )
     end_login()
     await flash("You are logged out.")
     return redirect(url_for("main.index"))
@@ -92,7 +95,9 @@ async def logout() -> Response:
 @bp.get("/verify/<signed>")
 async def verify(signed: str) -> Page:
     try:
-        user = await registration.verify_email(get_session(), account_settings(), signed)
+        user = await registration.verify_email(
+            get_session(), account_settings(), signed, origin=request_origin()
+        )
     except Invalid as refusal:
         return await render_template("auth/link_refused.html", message=refusal.message), 400
     await flash("Your address is confirmed. Welcome to Issues!")
@@ -121,7 +126,9 @@ def _path_of(url: str) -> str:
 @bp.get("/confirm-email/<signed>")
 async def confirm_email(signed: str) -> Page:
     try:
-        await accounts.confirm_email_change(get_session(), account_settings(), signed)
+        await accounts.confirm_email_change(
+            get_session(), account_settings(), signed, origin=request_origin()
+        )
     except Invalid as refusal:
         return await render_template("auth/link_refused.html", message=refusal.message), 400
     await flash("Your new address is confirmed and is now the one you log in with.")
@@ -134,7 +141,9 @@ async def forgot() -> Page:
     if request.method == "GET":
         return await render_template("auth/forgot.html", sent_to=None)
     email = (await request.form).get("email", "")
-    await passwords.request_password_reset(get_session(), account_settings(), email)
+    await passwords.request_password_reset(
+        get_session(), account_settings(), email, origin=request_origin()
+    )
     # The same answer whether or not an account has this address.
     return await render_template("auth/forgot.html", sent_to=email.strip())
 
@@ -151,7 +160,11 @@ async def reset(signed: str) -> Page:
     form = await request.form
     try:
         user = await passwords.reset_password(
-            get_session(), account_settings(), signed, form.get("password", "")
+            get_session(),
+            account_settings(),
+            signed,
+            form.get("password", ""),
+            origin=request_origin(),
         )
     except Invalid as refusal:
         if refusal.field != "password":

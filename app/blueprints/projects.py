@@ -8,7 +8,7 @@ from quart import Blueprint, Response, flash, redirect, render_template, request
 from werkzeug.datastructures import MultiDict
 
 from app.blueprints.forms import form_int, form_text, read_form
-from app.blueprints.guards import logged_in_user, login_required
+from app.blueprints.guards import logged_in_user, login_required, request_origin
 from app.db import get_session
 from app.errors import Conflict, Invalid
 from app.models import Project, Role, StatusCategory
@@ -229,7 +229,11 @@ async def add_member(key: str) -> Page:
     async def add(project: Project, form: MultiDict) -> None:
         member = await read_form(MemberAdd, form, authorise=_may_manage(project.id))
         await projects.add_member(
-            get_session(), logged_in_user(), project.id, **member.model_dump()
+            get_session(),
+            logged_in_user(),
+            project.id,
+            **member.model_dump(),
+            origin=request_origin(),
         )
 
     return await _members_action(key, add, "Member added.")
@@ -240,11 +244,18 @@ async def add_member(key: str) -> Page:
 async def update_member(key: str, user_id: int) -> Page:
     async def update(project: Project, form: MultiDict) -> None:
         if form.get("remove"):
-            await projects.remove_member(get_session(), logged_in_user(), project.id, user_id)
+            await projects.remove_member(
+                get_session(), logged_in_user(), project.id, user_id, origin=request_origin()
+            )
         else:
             member = await read_form(MemberUpdate, form, authorise=_may_manage(project.id))
             await projects.change_role(
-                get_session(), logged_in_user(), project.id, user_id, member.role
+                get_session(),
+                logged_in_user(),
+                project.id,
+                user_id,
+                member.role,
+                origin=request_origin(),
             )
 
     return await _members_action(key, update, "Members saved.")

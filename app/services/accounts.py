@@ -26,6 +26,7 @@ from app.security import (
     password_problem,
     token_digest,
 )
+from app.services import audit
 from app.services.transaction import use_case
 
 EMAIL_LINK_LIFETIME = {
@@ -258,6 +259,7 @@ async def request_email_change(
     *,
     new_email: str,
     current_password: str,
+    origin: audit.Origin = audit.NO_ORIGIN,
 ) -> None:
     """Mail a confirmation link to the new address; the account keeps its address until the
     link is followed."""
@@ -270,17 +272,37 @@ async def request_email_change(
     if await email_taken(session, new_email):
         raise Invalid("Another account uses that address.", field="email")
     await send_address_link(session, settings, user, TokenPurpose.CHANGE_EMAIL, new_email)
+    audit.record(
+        session,
+        audit.AuditAction.EMAIL_CHANGE_REQUESTED,
+        actor=user,
+        origin=origin,
+        new_email=new_email,
+    )
 
 
 @use_case
 async def confirm_email_change(
-    session: AsyncSession, settings: AccountSettings, signed: str
+    session: AsyncSession,
+    settings: AccountSettings,
+    signed: str,
+    *,
+    origin: audit.Origin = audit.NO_ORIGIN,
 ) -> User:
     token, user = await redeem_token(session, settings, TokenPurpose.CHANGE_EMAIL, signed)
     if await email_taken(session, token.email, besides=user.id):
         raise Conflict("Another account took that address meanwhile.")
+    old_email = user.email
     user.email = token.email
     user.email_verified_at = utcnow()
+    audit.record(
+        session,
+        audit.AuditAction.EMAIL_CHANGED,
+        actor=user,
+        origin=origin,
+        old_email=old_email,
+        new_email=user.email,
+    )
     return user
 
 

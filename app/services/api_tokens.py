@@ -14,6 +14,7 @@ from app.db import utcnow
 from app.errors import Invalid, NotFound
 from app.models import ApiToken, TokenScope, User
 from app.security import token_digest
+from app.services import audit
 from app.services.access import require_validated
 from app.services.text import storable
 from app.services.transaction import use_case
@@ -51,6 +52,7 @@ async def create_token(
     name: str,
     scope: str,
     expires_in_days: int | None = None,
+    origin: audit.Origin = audit.NO_ORIGIN,
 ) -> NewToken:
     """Make a token for `owner`. Raises Invalid for a bad name, scope or expiry, and when the
     owner has too many live tokens."""
@@ -78,6 +80,16 @@ async def create_token(
         expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     session.add(token)
+    # The name and scope tell the owner which token it was; the secret never leaves NewToken.
+    audit.record(
+        session,
+        audit.AuditAction.TOKEN_CREATED,
+        actor=owner,
+        origin=origin,
+        token_name=name,
+        scope=scope,
+        expires_in_days=expires_in_days,
+    )
     return NewToken(token, secret)
 
 
@@ -126,9 +138,23 @@ async def _note_use(session: AsyncSession, token_id: int, now: datetime) -> None
 
 
 @use_case
-async def revoke_token(session: AsyncSession, owner: User, token_id: int) -> None:
+async def revoke_token(
+    session: AsyncSession,
+    owner: User,
+    token_id: int,
+    *,
+    origin: audit.Origin = audit.NO_ORIGIN,
+) -> None:
     """Revoke one of the owner's tokens; someone else's token is NotFound."""
     token = await session.get(ApiToken, token_id)
     if token is None or token.user_id != owner.id or token.revoked_at is not None:
         raise NotFound("No such token.")
     token.revoked_at = utcnow()
+    audit.record(
+        session,
+        audit.AuditAction.TOKEN_REVOKED,
+        actor=owner,
+        origin=origin,
+        token_name=token.name,
+        scope=token.scope,
+    )

@@ -41,6 +41,7 @@ async def log_in(
     email: str,
     password: str,
     client_address: str = "",
+    origin: audit.Origin = audit.NO_ORIGIN,
 ) -> User:
     """The user with these credentials. Raises Invalid with the same message for an unknown
     address and a wrong password (at the same cost), or TooManyRequests while the account must
@@ -49,25 +50,56 @@ async def log_in(
 
     The attempt counts against the account before the password is checked, in a transaction
     of its own that holds the account's throttle row: parallel guesses queue there, and each
-    sees the ones before it. A success clears the count; only failures count per address."""
+    sees the ones before it. A success clears the count; only failures count per address.
+
+    Every refusal leaves an audit row (login.failed or login.throttled) naming the address
+    typed, normalised, and its account when there is one; never the password."""
+    client_address = client_address or origin.address
     try:
         email = normalise_email(email)
     except Invalid:
         await settings.hasher.verify(None, password)
+        await _record_refused_login(
+            session, audit.AuditAction.LOGIN_FAILED, email.strip().lower(), origin
+        )
         raise Invalid(WRONG_CREDENTIALS) from None
     address_keys = _address_keys(settings, client_address, email)
-    await _refuse_a_failing_address(session, settings, address_keys)
-    await _count_attempt(session, email)
+    try:
+        await _refuse_a_failing_address(session, settings, address_keys)
+        await _count_attempt(session, email)
+    except TooManyRequests:
+        await _record_refused_login(session, audit.AuditAction.LOGIN_THROTTLED, email, origin)
+        raise
     user = await session.scalar(select(User).where(User.email == email))
     if not await settings.hasher.verify(user.password_hash if user else None, password):
         for key, limit in address_keys:
             await rate_limits.count_hit(
                 session, key, limit=limit, window_seconds=settings.failure_window_seconds
             )
+        await _record_refused_login(
+            session, audit.AuditAction.LOGIN_FAILED, email, origin, user=user
+        )
         raise Invalid(WRONG_CREDENTIALS)
     assert user is not None
     await _record_login_success(session, settings, user, password)
     return user
+
+
+async def _record_refused_login(
+    session: AsyncSession,
+    action: audit.AuditAction,
+    email: str,
+    origin: audit.Origin,
+    *,
+    user: User | None = None,
+) -> None:
+    """The refused attempt's audit row: anonymous (nobody proved who they are), about the
+    account of the address typed when one has it, so that its owner sees the attempt."""
+    if user is None and email:
+        user = await session.scalar(select(User).where(User.email == email))
+    await audit.record_refusal(
+        session, action, actor=None, subject=user, origin=origin, subject_email=email
+    )
 
 
 def _address_keys(
@@ -217,12 +249,21 @@ async def _touch_session(session: AsyncSession, auth_session_id: int, now: datet
 
 
 @use_case
-async def end_session(session: AsyncSession, auth_session_id: int) -> None:
-    await session.execute(
+async def end_session(
+    session: AsyncSession,
+    auth_session_id: int,
+    *,
+    actor: User | None = None,
+    origin: audit.Origin = audit.NO_ORIGIN,
+) -> None:
+    """Log out one session; the audit log records it (as `actor`'s logout) when it was live."""
+    ended = await session.execute(
         update(AuthSession)
         .where(AuthSession.id == auth_session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    if ended.rowcount and actor is not None:
+        audit.record(session, audit.AuditAction.LOGOUT, actor=actor, origin=origin)
 
 
 async def revoke_sessions(session: AsyncSession, user_id: int, *, keep: int | None = None) -> int:
@@ -236,9 +277,19 @@ async def revoke_sessions(session: AsyncSession, user_id: int, *, keep: int | No
 
 
 @use_case
-async def end_other_sessions(session: AsyncSession, user_id: int, keep: int) -> int:
-    """Log out every session of the user but `keep`; returns how many were ended."""
-    return await revoke_sessions(session, user_id, keep=keep)
+async def end_other_sessions(
+    session: AsyncSession,
+    user_id: int,
+    keep: int,
+    *,
+    origin: audit.Origin = audit.NO_ORIGIN,
+) -> int:
+    """Log out every session of the user but `keep`; returns how many were ended. The audit
+    log records the request with that count."""
+    ended = await revoke_sessions(session, user_id, keep=keep)
+    user = await session.get(User, user_id)
+    audit.record(session, audit.AuditAction.SESSIONS_ENDED, actor=user, origin=origin, count=ended)
+    return ended
 
 
 async def active_sessions(

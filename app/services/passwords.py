@@ -11,6 +11,7 @@ from app.errors import Invalid
 from app.models import ApiToken, LoginThrottle, TokenPurpose, User
 from app.outbound.mail import enqueue_mail
 from app.security import password_problem
+from app.services import audit
 from app.services.accounts import (
     AccountSettings,
     issue_token,
@@ -24,9 +25,14 @@ from app.services.transaction import use_case
 
 @use_case
 async def request_password_reset(
-    session: AsyncSession, settings: AccountSettings, email: str
+    session: AsyncSession,
+    settings: AccountSettings,
+    email: str,
+    *,
+    origin: audit.Origin = audit.NO_ORIGIN,
 ) -> None:
-    """Mail a reset link if an account has this address; answer the same either way."""
+    """Mail a reset link if an account has this address; answer the same either way. Only a
+    known account's request is audited (the log is about accounts, not about guesses)."""
     try:
         email = normalise_email(email)
     except Invalid:
@@ -44,6 +50,9 @@ async def request_password_reset(
         link=settings.link("/auth/reset/" + signed),
         base_url=settings.base_url,
     )
+    audit.record(
+        session, audit.AuditAction.PASSWORD_RESET_REQUESTED, actor=None, subject=user, origin=origin
+    )
 
 
 async def check_reset_link(session: AsyncSession, settings: AccountSettings, signed: str) -> None:
@@ -56,7 +65,12 @@ async def check_reset_link(session: AsyncSession, settings: AccountSettings, sig
 
 @use_case
 async def reset_password(
-    session: AsyncSession, settings: AccountSettings, signed: str, new_password: str
+    session: AsyncSession,
+    settings: AccountSettings,
+    signed: str,
+    new_password: str,
+    *,
+    origin: audit.Origin = audit.NO_ORIGIN,
 ) -> User:
     """Set a new password from a reset link; every session and API token of the account is
     revoked and a notice is mailed. Raises Invalid for a bad link or password (the link stays
@@ -65,10 +79,10 @@ async def reset_password(
     if problem := password_problem(new_password, user.email):
         raise Invalid(problem, field="password")
     await _set_password(session, settings, user, new_password)
-    await revoke_sessions(session, user.id)
+    sessions_ended = await revoke_sessions(session, user.id)
     # A reset is what someone does after losing control of the account: whatever was signed
     # in with it is cut off, API tokens included (a plain password change keeps them).
-    await session.execute(
+    tokens_revoked = await session.execute(
         update(ApiToken)
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
@@ -76,6 +90,14 @@ async def reset_password(
     # Whoever reads the mailbox owns the address: a reset validates it too.
     user.email_verified_at = user.email_verified_at or utcnow()
     await session.execute(delete(LoginThrottle).where(LoginThrottle.email == user.email))
+    audit.record(
+        session,
+        audit.AuditAction.PASSWORD_RESET,
+        actor=user,
+        origin=origin,
+        sessions_ended=sessions_ended,
+        tokens_revoked=tokens_revoked.rowcount,
+    )
     return user
 
 
@@ -103,6 +125,7 @@ async def change_password(
     current_password: str,
     new_password: str,
     keep_session: int,
+    origin: audit.Origin = audit.NO_ORIGIN,
 ) -> None:
     """Change the password (the current one is required); every other session is revoked."""
     user = await user_by_id(session, user_id)
@@ -111,4 +134,11 @@ async def change_password(
     if problem := password_problem(new_password, user.email):
         raise Invalid(problem, field="new_password")
     await _set_password(session, settings, user, new_password)
-    await revoke_sessions(session, user.id, keep=keep_session)
+    sessions_ended = await revoke_sessions(session, user.id, keep=keep_session)
+    audit.record(
+        session,
+        audit.AuditAction.PASSWORD_CHANGED,
+        actor=user,
+        origin=origin,
+        sessions_ended=sessions_ended,
+    )

@@ -25,7 +25,7 @@ from app.models import (
 )
 from app.models.issue import DEFAULT_WORKFLOW, StatusCategory
 from app.models.project import KEY_MAX_LENGTH, KEY_PATTERN
-from app.services import access
+from app.services import access, audit
 from app.services.access import (
     managed_project,
     readable_project,
@@ -534,9 +534,15 @@ def _role(role: str) -> Role:
 
 @use_case
 async def add_member(
-    session: AsyncSession, actor: User, project_id: int, *, email: str, role: str
+    session: AsyncSession,
+    actor: User,
+    project_id: int,
+    *,
+    email: str,
+    role: str,
+    origin: audit.Origin = audit.NO_ORIGIN,
 ) -> Member:
-    """Add an existing user, found by email address, with a role."""
+    """Add an existing user, found by email address, with a role (audited: actor, member)."""
     project = await managed_project(session, actor, project_id)
     wanted = _role(role)
     if wanted is Role.OWNER and await role_in(session, actor, project.id) is not Role.OWNER:
@@ -550,12 +556,27 @@ async def add_member(
     await record_activity(
         session, project, actor, "member.added", payload={"user": user.display_name, "role": role}
     )
+    audit.record(
+        session,
+        audit.AuditAction.MEMBER_ADDED,
+        actor=actor,
+        subject=user,
+        origin=origin,
+        project=project.key,
+        role=wanted.value,
+    )
     return Member(user, wanted)
 
 
 @use_case
 async def change_role(
-    session: AsyncSession, actor: User, project_id: int, user_id: int, role: str
+    session: AsyncSession,
+    actor: User,
+    project_id: int,
+    user_id: int,
+    role: str,
+    *,
+    origin: audit.Origin = audit.NO_ORIGIN,
 ) -> None:
     project = await managed_project(session, actor, project_id)
     wanted = _role(role)
@@ -571,14 +592,32 @@ async def change_role(
         and await _owner_count(session, project.id) == 1
     ):
         raise Invalid("A project needs an owner: make someone else owner first.", field="role")
+    previous = membership.role
     membership.role = wanted.value
     await record_activity(
         session, project, actor, "member.role_changed", payload={"user_id": user_id, "role": role}
     )
+    audit.record(
+        session,
+        audit.AuditAction.ROLE_CHANGED,
+        actor=actor,
+        subject=await session.get(User, user_id),
+        origin=origin,
+        project=project.key,
+        role=wanted.value,
+        previous_role=previous,
+    )
 
 
 @use_case
-async def remove_member(session: AsyncSession, actor: User, project_id: int, user_id: int) -> None:
+async def remove_member(
+    session: AsyncSession,
+    actor: User,
+    project_id: int,
+    user_id: int,
+    *,
+    origin: audit.Origin = audit.NO_ORIGIN,
+) -> None:
     """Remove a member (admins), or leave (anyone, themselves). The last owner cannot go."""
     require_validated(actor)
     project = await readable_project(session, actor, project_id)
@@ -594,5 +633,15 @@ async def remove_member(session: AsyncSession, actor: User, project_id: int, use
             raise Invalid(
                 "The last owner cannot leave: make someone else owner first.", field="role"
             )
+    role = membership.role
     await session.delete(membership)
     await record_activity(session, project, actor, "member.removed", payload={"user_id": user_id})
+    audit.record(
+        session,
+        audit.AuditAction.MEMBER_REMOVED,
+        actor=actor,
+        subject=await session.get(User, user_id),
+        origin=origin,
+        project=project.key,
+        role=role,
+    )

@@ -9,6 +9,7 @@ from app.db import utcnow
 from app.errors import Conflict, Invalid
 from app.models import TokenPurpose, User
 from app.security import password_problem
+from app.services import audit
 from app.services.accounts import (
     AccountSettings,
     display_name_problem,
@@ -33,6 +34,7 @@ async def sign_up(
     email: str,
     display_name: str,
     password: str,
+    origin: audit.Origin = audit.NO_ORIGIN,
 ) -> User:
     """Create an unvalidated account and queue its validation mail, in one commit. Raises
     Invalid with every field's problem in `details['errors']`; nothing is written then."""
@@ -74,14 +76,24 @@ async def sign_up(
     else:
         raise Conflict("So many people are signing up at once that no handle was free; try again.")
     await send_address_link(session, settings, user, TokenPurpose.VERIFY_EMAIL, email)
+    # The savepoint flushed the row: the user has an id for the audit row.
+    audit.record(session, audit.AuditAction.SIGNED_UP, actor=user, origin=origin)
     return user
 
 
 @use_case
-async def verify_email(session: AsyncSession, settings: AccountSettings, signed: str) -> User:
+async def verify_email(
+    session: AsyncSession,
+    settings: AccountSettings,
+    signed: str,
+    *,
+    origin: audit.Origin = audit.NO_ORIGIN,
+) -> User:
     """Mark the address validated. Raises Invalid for a bad link."""
     _, user = await redeem_token(session, settings, TokenPurpose.VERIFY_EMAIL, signed)
-    user.email_verified_at = user.email_verified_at or utcnow()
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+        audit.record(session, audit.AuditAction.EMAIL_VERIFIED, actor=user, origin=origin)
     return user
 
 

@@ -24,6 +24,7 @@ LEVEL = {"anonymous": 0, "outsider": 1, "viewer": 2, "member": 3, "admin": 4, "o
 ROUTES: dict[str, tuple[str, str, str, dict | None]] = {
     "api.docs": ("anyone", "GET", "/api/v1/docs", None),
     "api.me.show_me": ("login", "GET", "/api/v1/me", None),
+    "api.me.my_audit_events": ("login", "GET", "/api/v1/me/audit", None),
     "api.projects.list_projects": ("anyone", "GET", "/api/v1/projects", None),
     "api.projects.create_project": ("login", "POST", "/api/v1/projects", {"key": "!", "name": "x"}),
     "api.projects.show_project": ("read", "GET", "/api/v1/projects/PRJ", None),

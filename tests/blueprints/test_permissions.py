@@ -30,7 +30,7 @@ VISITORS = ("anonymous", "outsider", "viewer", "member", "admin", "owner")
 # What each route needs. "anyone": no login; "login": any account; "read", "write", "manage":
 # that access to the project; "author": the comment's author, "saver": the saved search's
 # owner (both are the project's owner here; to others the search does not exist); an
-# attachment's uploader is the "author" too.
+# attachment's uploader is the "author" too; "site_admin": a 404 to everyone else.
 ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     # endpoint: (need, method, path, form)
     "main.index": ("anyone", "GET", "/", {}),
@@ -52,6 +52,11 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "account.end_other_sessions": ("login", "POST", "/account/sessions/end-others", {}),
     "account.create_token": ("login", "POST", "/account/tokens", {"name": ""}),
     "account.revoke_token": ("saver", "POST", "/account/tokens/{token}/revoke", {}),
+    "security_log.index": ("login", "GET", "/account/security-log", {}),
+    # Site admins only: nobody in this world is one, so it does not exist for any of them.
+    "audit_log.index": ("site_admin", "GET", "/admin/audit", {}),
+    "audit_log.export_csv": ("site_admin", "GET", "/admin/audit/export.csv", {}),
+    "audit_log.export_json_lines": ("site_admin", "GET", "/admin/audit/export.jsonl", {}),
     "projects.index": ("login", "GET", "/projects", {}),
     "projects.new": ("login", "GET", "/projects/new", {}),
     "finding.my_issues": ("login", "GET", "/issues", {}),
@@ -126,6 +131,8 @@ def expected(need: str, visitor: str, public: bool) -> str:
     level = LEVEL[visitor]
     if need == "anyone":
         return "allowed"
+    if need == "site_admin":
+        return "hidden"
     if visitor == "anonymous":
         return "login"
     if need == "login":
