@@ -36,6 +36,8 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "main.index": ("anyone", "GET", "/", {}),
     "main.healthz": ("anyone", "GET", "/healthz", {}),
     "main.readyz": ("anyone", "GET", "/readyz", {}),
+    # Only clients in METRICS_ALLOW: the test client has no address, so a 404 to everyone.
+    "main.scrape": ("metrics_network", "GET", "/metrics", {}),
     "static": ("anyone", "GET", "/static/css/app.css", {}),
     "auth.signup": ("anyone", "GET", "/auth/signup", {}),
     "auth.login": ("anyone", "GET", "/auth/login", {}),
@@ -53,6 +55,11 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "account.create_token": ("login", "POST", "/account/tokens", {"name": ""}),
     "account.revoke_token": ("saver", "POST", "/account/tokens/{token}/revoke", {}),
     "security_log.index": ("login", "GET", "/account/security-log", {}),
+    "feeds.settings": ("login", "GET", "/account/feeds", {}),
+    "feeds.new_token": ("login", "POST", "/account/feeds", {}),
+    "feeds.turn_off": ("login", "POST", "/account/feeds/off", {}),
+    "feeds.project_activity": ("feed", "GET", "/p/{key}/activity.atom", {}),
+    "feeds.saved_search": ("feed_saver", "GET", "/searches/{saved}.atom", {}),
     # Site admins only: nobody in this world is one, so it does not exist for any of them.
     "audit_log.index": ("site_admin", "GET", "/admin/audit", {}),
     "audit_log.export_csv": ("site_admin", "GET", "/admin/audit/export.csv", {}),
@@ -131,8 +138,13 @@ def expected(need: str, visitor: str, public: bool) -> str:
     level = LEVEL[visitor]
     if need == "anyone":
         return "allowed"
-    if need == "site_admin":
+    if need in ("site_admin", "metrics_network"):
         return "hidden"
+    # Feed readers cannot log in: what a visitor may not read is a 404, never a login page.
+    if need == "feed":
+        return "allowed" if public or level >= LEVEL["viewer"] else "hidden"
+    if need == "feed_saver":
+        return "allowed" if visitor == "owner" else "hidden"
     if visitor == "anonymous":
         return "login"
     if need == "login":
