@@ -31,6 +31,7 @@ from app.blueprints import (
     project_webhooks,
     projects,
     relations,
+    single_sign_on,
 )
 from app.commands import cli
 from app.config import config
@@ -89,6 +90,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         relations.bp,
     ):
         app.register_blueprint(blueprint)
+    single_sign_on.init_app(app)
     attachments.init_app(app)
     api.init_app(app)
     layout.run_context_processors_in_the_loop(app)
