@@ -18,6 +18,7 @@ from werkzeug.exceptions import NotFound
 from app.blueprints.guards import account_settings, request_origin, safe_next
 from app.blueprints.sign_in import finish_login
 from app.db import get_session
+from app.security import same_secret
 from app.services import audit, single_sign_on
 from app.services.single_sign_on import OpenIDProvider, PendingLogin, SsoRefused, SsoSettings
 
@@ -80,7 +81,11 @@ async def login() -> Response:
 @bp.get("/callback")
 async def callback() -> Response:
     provider = _provider()
-    pending = PendingLogin.from_dict(session.pop(_PENDING, None))
+    pending = PendingLogin.from_dict(session.get(_PENDING))
+    if pending is not None and same_secret(request.args.get("state", ""), pending.state):
+        # Used up, whatever follows. A callback for another state (forged, or an older tab)
+        # leaves the browser's pending sign-in alone, so it cannot be cancelled from outside.
+        session.pop(_PENDING)
     next_page = safe_next(pending.next_page if pending else None)
     identity = None
     try:

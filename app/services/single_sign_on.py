@@ -193,7 +193,7 @@ class OpenIDProvider:
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
-            response = await self.client.get(url, withhold_token=True)
+            response = await self.client.request("GET", url, withhold_token=True)
             response.raise_for_status()
             document = response.json()
         except (httpx.HTTPError, ValueError) as error:
@@ -343,7 +343,8 @@ class OpenIDProvider:
         if not endpoint:
             return {}
         try:
-            response = await self.client.get(
+            response = await self.client.request(
+                "GET",
                 endpoint,
                 withhold_token=True,
                 headers={"Authorization": f"Bearer {token['access_token']}"},
@@ -446,7 +447,7 @@ async def account_for_identity(
         actor=user,
         origin=origin,
         issuer=identity.issuer,
-        subject=identity.subject,
+        provider_subject=identity.subject,
     )
     return user
 
@@ -523,7 +524,7 @@ async def _link_or_create(
         actor=user,
         origin=origin,
         issuer=identity.issuer,
-        subject=identity.subject,
+        provider_subject=identity.subject,
         created=created,
     )
     return user
