@@ -13,7 +13,6 @@ from quart import (
     request,
     session,
 )
-from werkzeug.exceptions import NotFound
 
 from app.blueprints.guards import account_settings, request_origin, safe_next
 from app.blueprints.sign_in import finish_login
@@ -33,10 +32,7 @@ def sso_settings() -> SsoSettings | None:
 
 
 def _provider() -> OpenIDProvider:
-    provider = current_app.extensions.get("sso_provider")
-    if provider is None:
-        raise NotFound()  # single sign-on is not set up here
-    return provider
+    return current_app.extensions["sso_provider"]  # the routes exist only with a provider
 
 
 def password_refusal(email: str) -> str | None:
@@ -105,15 +101,16 @@ async def callback() -> Response:
 
 
 def init_app(app: Quart) -> None:
-    """Register the routes, and the provider when OIDC_ISSUER is set (closed with the worker)."""
+    """When OIDC_ISSUER is set: the routes, and the provider (closed with the worker). Without
+    it the routes do not exist, and the pages show no button."""
     settings = SsoSettings.from_config(app.config)
     app.extensions["sso_settings"] = settings
     app.jinja_env.globals["sso_provider_name"] = lambda: (
         settings.provider_name if settings else None
     )
-    app.register_blueprint(bp)
     if settings is None:
         return
+    app.register_blueprint(bp)
     provider = OpenIDProvider(settings)
     app.extensions["sso_provider"] = provider
     app.after_serving(provider.close)
