@@ -23,34 +23,38 @@ from tests.oidc_provider import OidcProvider, start_provider
 
 pytestmark = pytest.mark.browser
 
-PORT = free_port()  # the app's, known before the provider registers its callback
+
+@pytest.fixture(scope="module")
+def app_port() -> int:
+    """The app's port, known before the provider registers its callback."""
+    return free_port()
 
 
 @pytest.fixture(scope="module")
-def browser_provider() -> Iterator[OidcProvider]:
-    provider = start_provider([f"http://127.0.0.1:{PORT}/auth/oidc/callback"])
+def browser_provider(app_port: int) -> Iterator[OidcProvider]:
+    provider = start_provider([f"http://127.0.0.1:{app_port}/auth/oidc/callback"])
     yield provider
     provider.stop()
 
 
 @pytest_asyncio.fixture
 async def sso_server(
-    database_url: str, mailbox: MailCatcher, browser_provider: OidcProvider
+    database_url: str, mailbox: MailCatcher, browser_provider: OidcProvider, app_port: int
 ) -> AsyncIterator[LiveServer]:
-    url = f"http://127.0.0.1:{PORT}"
+    url = f"http://127.0.0.1:{app_port}"
     app = create_app(
         "testing",
         **app_settings(database_url, mailbox, BASE_URL=url, **browser_provider.app_settings()),
     )
     config = hypercorn.config.Config()
-    config.bind = [f"127.0.0.1:{PORT}"]
+    config.bind = [f"127.0.0.1:{app_port}"]
     config.graceful_timeout = 1
     config.accesslog = None
     stop = asyncio.Event()
     server = asyncio.create_task(hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait))
     for _ in range(100):
         try:
-            with socket.create_connection(("127.0.0.1", PORT), timeout=0.1):
+            with socket.create_connection(("127.0.0.1", app_port), timeout=0.1):
                 break
         except OSError:
             await asyncio.sleep(0.05)
