@@ -150,6 +150,11 @@ class ProviderIdentity:
     name: str
 
 
+def _vouched(email_verified: object) -> bool:
+    # A boolean by the standard; some providers (Cognito) send the string. Never 1 or "yes".
+    return email_verified is True or email_verified == "true"
+
+
 def _unreachable(settings: SsoSettings) -> SsoRefused:
     return SsoRefused(
         f"{settings.provider_name} could not be reached just now. Try again in a moment.",
@@ -257,6 +262,13 @@ class OpenIDProvider:
         """Check the callback against the pending login, exchange its code (with the PKCE
         verifier) and check the ID token. Raises SsoRefused for every way this can fail."""
         name = self.settings.provider_name
+        # The state first, for errors too: an answer to another browser's request says nothing.
+        if pending is None or not same_secret(callback.get("state", ""), pending.state):
+            raise SsoRefused(
+                "This sign-in does not match the one this browser started (it may have been "
+                "started again in another tab). Please start again.",
+                reason="state_mismatch",
+            )
         if error := callback.get("error"):
             message = (
                 f"You cancelled signing in with {name}."
@@ -264,12 +276,6 @@ class OpenIDProvider:
                 else f"{name} did not sign you in ({error[:60]})."
             )
             raise SsoRefused(message, reason=f"provider_error:{error[:60]}")
-        if pending is None or not same_secret(callback.get("state", ""), pending.state):
-            raise SsoRefused(
-                "This sign-in does not match the one this browser started (it may have been "
-                "started again in another tab). Please start again.",
-                reason="state_mismatch",
-            )
         if time.time() - pending.started_at > PENDING_LOGIN_SECONDS:
             raise SsoRefused("This sign-in took too long. Please start again.", reason="expired")
         metadata = await self.metadata()
@@ -287,7 +293,7 @@ class OpenIDProvider:
             issuer=self.settings.issuer,
             subject=str(claims["sub"]),
             email=str(claims.get("email") or ""),
-            email_verified=claims.get("email_verified") is True,
+            email_verified=_vouched(claims.get("email_verified")),
             name=str(claims.get("name") or claims.get("preferred_username") or "").strip(),
         )
 

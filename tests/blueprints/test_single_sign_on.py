@@ -380,6 +380,9 @@ async def test_cancelling_at_the_provider_shows_a_page_with_a_way_back(sso_app: 
     [failed] = await rows(sso_app, AuditEvent)
     assert failed.detail == {"reason": "provider_error:access_denied"}
     assert await rows(sso_app, User) == []
+    # An error that answers no request of this browser is only a state mismatch.
+    stray = await sso_app.test_client().get("/auth/oidc/callback?error=access_denied&state=x")
+    assert stray.status_code == 400 and "does not match" in await text_of(stray)
 
 
 async def test_an_unreachable_provider_is_a_clear_page_not_an_error(

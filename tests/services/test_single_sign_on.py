@@ -509,3 +509,18 @@ def test_production_wants_an_https_issuer(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings is not None and settings.issuer == "https://id.example.com"
     assert settings.redirect_uri == app.config["BASE_URL"] + "/auth/oidc/callback"
     assert SsoSettings.from_config({**app.config, "OIDC_ISSUER": ""}) is None
+
+
+@pytest.mark.parametrize(
+    ("claimed", "verified"),
+    [(True, True), ("true", True), (False, False), ("false", False), (None, False), (1, False)],
+)
+async def test_only_a_true_email_verified_claim_vouches_for_the_address(
+    scripted: ScriptedProvider, claimed: Any, verified: bool
+) -> None:
+    provider = OpenIDProvider(scripted.settings())
+    try:
+        identity = await finish_with(provider, scripted, email_verified=claimed)
+        assert identity.email_verified is verified
+    finally:
+        await provider.close()
