@@ -70,6 +70,7 @@ async def test_sign_in_through_the_openid_provider_and_land_signed_in(
     page.on("pageerror", lambda error: problems.append(str(error)))
 
     await page.goto(sso_server.url + "/auth/login")
+    await page.screenshot(path=screenshot_path(f"sso-login-page-{backend}"), full_page=True)
     await page.get_by_role("link", name="Sign in with Test ID").click()
 
     # The provider's own pages: any login is an account there, with a verified address.
