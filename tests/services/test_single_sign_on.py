@@ -4,6 +4,7 @@ identity signs in to, on both databases."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import threading
@@ -524,3 +525,25 @@ async def test_only_a_true_email_verified_claim_vouches_for_the_address(
         assert identity.email_verified is verified
     finally:
         await provider.close()
+
+
+async def test_two_first_sign_ins_at_once_make_one_account_and_never_an_error(
+    app: Quart, session: AsyncSession, account_settings: AccountSettings
+) -> None:
+    sessionmaker = app.extensions["database"].sessionmaker
+
+    async def sign_in_once() -> User | SsoRefused:
+        async with sessionmaker() as own_session:
+            try:
+                return await account_for_identity(own_session, account_settings, SSO, identity())
+            except SsoRefused as refusal:
+                return refusal
+
+    outcomes = await asyncio.gather(*(sign_in_once() for _ in range(4)))
+    users = [outcome for outcome in outcomes if isinstance(outcome, User)]
+    refusals = [outcome for outcome in outcomes if isinstance(outcome, SsoRefused)]
+    assert users and len(users) + len(refusals) == 4
+    assert {user.id for user in users} == {users[0].id}
+    assert all(refusal.reason == "concurrent_first_login" for refusal in refusals)
+    assert await count(session, User) == 1
+    assert await count(session, ExternalIdentity) == 1
