@@ -18,7 +18,7 @@ from app.blueprints.guards import account_settings, request_origin, safe_next
 from app.blueprints.sign_in import finish_login
 from app.db import get_session
 from app.security import same_secret
-from app.services import audit, single_sign_on
+from app.services import audit, single_sign_on, sso_accounts
 from app.services.single_sign_on import OpenIDProvider, PendingLogin, SsoRefused, SsoSettings
 
 bp = Blueprint("single_sign_on", __name__, url_prefix="/auth/oidc")
@@ -86,7 +86,7 @@ async def callback() -> Response:
     identity = None
     try:
         identity = await provider.finish(pending, request.args)
-        user = await single_sign_on.account_for_identity(
+        user = await sso_accounts.account_for_identity(
             get_session(),
             account_settings(),
             provider.settings,

@@ -31,10 +31,10 @@ from app.services.single_sign_on import (
     ProviderIdentity,
     SsoRefused,
     SsoSettings,
-    account_for_identity,
     password_refusal,
     validate_id_token,
 )
+from app.services.sso_accounts import account_for_identity
 from tests.factories import make_user
 from tests.services.rows import count, rows_of
 
