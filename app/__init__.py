@@ -34,6 +34,7 @@ from app.blueprints import (
     projects,
     relations,
     security_log,
+    single_sign_on,
 )
 from app.commands import cli
 from app.config import config
@@ -96,6 +97,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         audit_log.bp,
     ):
         app.register_blueprint(blueprint)
+    single_sign_on.init_app(app)
     attachments.init_app(app)
     api.init_app(app)
     layout.run_context_processors_in_the_loop(app)

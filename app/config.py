@@ -31,6 +31,26 @@ def _as_bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def check_single_sign_on(config: dict[str, Any]) -> None:
+    """Refuse an OpenID Connect setting that cannot work, naming what to set."""
+    issuer = config["OIDC_ISSUER"] = config["OIDC_ISSUER"].strip().rstrip("/")
+    if not issuer:
+        if config["OIDC_SSO_ONLY_DOMAINS"].strip():
+            raise ConfigurationError("OIDC_SSO_ONLY_DOMAINS needs OIDC_ISSUER (the provider)")
+        return
+    if not issuer.startswith(("https://", "http://")):
+        raise ConfigurationError("OIDC_ISSUER must be the provider's https:// URL")
+    if not config["OIDC_CLIENT_ID"] or not config["OIDC_CLIENT_SECRET"]:
+        raise ConfigurationError(
+            "OIDC_ISSUER is set: set OIDC_CLIENT_ID and OIDC_CLIENT_SECRET too (from the "
+            "provider's registration of this app)"
+        )
+    if "openid" not in config["OIDC_SCOPES"].split():
+        raise ConfigurationError("OIDC_SCOPES must include openid")
+    if not config["OIDC_PROVIDER_NAME"].strip():
+        raise ConfigurationError("OIDC_PROVIDER_NAME must not be empty (it is the button's text)")
+
+
 class Config:
     """Settings shared by every environment. Each key here may be overridden by the environment."""
 
@@ -58,6 +78,19 @@ class Config:
     AUTH_SESSION_MAX_SECONDS = 3 * 24 * 3600
     AUTH_REMEMBER_IDLE_SECONDS = 14 * 24 * 3600
     AUTH_REMEMBER_MAX_SECONDS = 30 * 24 * 3600
+    # Single sign-on with OpenID Connect (decision 0025): off while OIDC_ISSUER is empty. The
+    # provider's redirect URI for this app is BASE_URL + /auth/oidc/callback. People whose
+    # address is at one of OIDC_SSO_ONLY_DOMAINS (comma-separated) must sign in through the
+    # provider: password login and password reset are refused for them.
+    OIDC_ISSUER = ""
+    OIDC_CLIENT_ID = ""
+    OIDC_CLIENT_SECRET = ""
+    OIDC_PROVIDER_NAME = "single sign-on"
+    OIDC_SCOPES = "openid email profile"
+    OIDC_SSO_ONLY_DOMAINS = ""
+    # Seconds to wait for the provider, and to keep its discovery document and keys.
+    OIDC_TIMEOUT = 10.0
+    OIDC_METADATA_SECONDS = 3600
     # Per-client limits on login, sign-up and reset requests (off only in some tests).
     RATE_LIMIT_ENABLED = True
     # Failed logins from one client address, per account and in all, per window. Successes
@@ -166,6 +199,14 @@ class Config:
         "QUART_AUTH_COOKIE_SECURE": bool,
         "SIGNUP_MODE": str,
         "SIGNUP_DOMAINS": str,
+        "OIDC_ISSUER": str,
+        "OIDC_CLIENT_ID": str,
+        "OIDC_CLIENT_SECRET": str,
+        "OIDC_PROVIDER_NAME": str,
+        "OIDC_SCOPES": str,
+        "OIDC_SSO_ONLY_DOMAINS": str,
+        "OIDC_TIMEOUT": float,
+        "OIDC_METADATA_SECONDS": int,
         "AUTH_SESSION_IDLE_SECONDS": int,
         "AUTH_SESSION_MAX_SECONDS": int,
         "AUTH_REMEMBER_IDLE_SECONDS": int,
@@ -232,6 +273,7 @@ class Config:
         app.config["BASE_URL"] = app.config["BASE_URL"].rstrip("/")
         if app.config["SIGNUP_MODE"] not in ("open", "closed", "domains"):
             raise ConfigurationError("SIGNUP_MODE must be open, closed or domains")
+        check_single_sign_on(app.config)
         if app.config["MAIL_BACKEND"] not in ("smtp", "log"):
             raise ConfigurationError("MAIL_BACKEND must be smtp or log")
         if app.config["LOG_FORMAT"] not in ("json", "text"):
@@ -323,6 +365,9 @@ class ProductionConfig(Config):
             )
         if len(secret) < 32:
             raise ConfigurationError("SECRET_KEY is too short: use at least 32 random characters")
+        if app.config["OIDC_ISSUER"].startswith("http://"):
+            # Discovery, keys and the code exchange would travel in the clear.
+            raise ConfigurationError("OIDC_ISSUER must be an https:// URL in production")
         if app.config["MAIL_BACKEND"] == "log":
             # The log would hold reset and confirmation links: credentials.
             raise ConfigurationError("MAIL_BACKEND=log is for development: set MAIL_BACKEND=smtp")

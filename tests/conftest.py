@@ -27,8 +27,11 @@ from app import create_app
 from app.config import normalise_database_url
 from app.db import Base, create_engine, migrations
 from tests.mailcatcher import MailCatcher
+from tests.oidc_provider import OidcProvider, start_provider
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+# The address of the apps the tests make (the OpenID provider registers its callback).
+TEST_BASE_URL = "http://issues.test"
 
 
 def _required(name: str) -> bool:
@@ -154,7 +157,7 @@ def app_settings(database_url: str, mailbox: MailCatcher, **overrides: Any) -> d
         "DATABASE_URL": database_url,
         "MAIL_HOST": "127.0.0.1",
         "MAIL_PORT": mailbox.port,
-        "BASE_URL": "http://issues.test",
+        "BASE_URL": TEST_BASE_URL,
         **overrides,
     }
 
@@ -210,3 +213,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _backend_of_test:
         counts = ", ".join(f"{name}: {_passed_by_backend[name]}" for name in BACKENDS)
         terminalreporter.write_line(f"tests passed per database backend: {counts}")
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OidcProvider]:
+    """A real OpenID provider (oidc-provider on Node) for apps at http://issues.test."""
+    provider = start_provider([f"{TEST_BASE_URL}/auth/oidc/callback"])
+    yield provider
+    provider.stop()

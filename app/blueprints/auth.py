@@ -17,9 +17,10 @@ from app.blueprints.guards import (
     safe_next,
 )
 from app.blueprints.sign_in import finish_login
+from app.blueprints.single_sign_on import password_refusal
 from app.db import get_session
 from app.errors import Invalid, TooManyRequests
-from app.services import accounts, login_sessions, passwords, registration
+from app.services import accounts, audit, login_sessions, passwords, registration
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -33,6 +34,11 @@ async def signup() -> Page:
     if request.method == "GET":
         return await render_template("auth/signup.html", form={}, errors={}, settings=settings)
     form = await request.form
+    if refusal := password_refusal(form.get("email", "")):
+        page = await render_template(
+            "auth/signup.html", form=form, errors={"email": refusal}, settings=settings
+        )
+        return page, 400
     try:
         user = await registration.sign_up(
             get_session(),
@@ -62,6 +68,18 @@ async def login() -> Page:
         return await render_template("auth/login.html", form={}, error=None, next=next_page)
     form = await request.form
     next_page = safe_next(form.get("next"))
+    if refusal := password_refusal(form.get("email", "")):
+        # People of an SSO-only domain have no password here, whatever the form says.
+        await audit.record_refusal(
+            get_session(),
+            audit.AuditAction.LOGIN_FAILED,
+            actor=None,
+            origin=request_origin(),
+            subject_email=form.get("email", "").strip().lower(),
+            reason="sso_only",
+        )
+        page = await render_template("auth/login.html", form=form, error=refusal, next=next_page)
+        return page, 403
     try:
         user = await login_sessions.log_in(
             get_session(),
@@ -141,6 +159,8 @@ async def forgot() -> Page:
     if request.method == "GET":
         return await render_template("auth/forgot.html", sent_to=None)
     email = (await request.form).get("email", "")
+    if refusal := password_refusal(email):
+        return await render_template("auth/forgot.html", sent_to=None, error=refusal), 403
     await passwords.request_password_reset(
         get_session(), account_settings(), email, origin=request_origin()
     )

@@ -5,6 +5,7 @@ from app.models.activity import Activity
 from app.models.api_token import ApiToken, TokenScope
 from app.models.attachment import Attachment
 from app.models.audit import AuditEvent
+from app.models.external_identity import ExternalIdentity
 from app.models.feed import FeedKey
 from app.models.issue import (
     Comment,
@@ -40,6 +41,7 @@ __all__ = [
     "AuthSession",
     "Comment",
     "DeliveryStatus",
+    "ExternalIdentity",
     "FeedKey",
     "Issue",
     "IssueLabel",
