@@ -31,6 +31,7 @@ from app.blueprints import (
     project_webhooks,
     projects,
     relations,
+    two_factor,
 )
 from app.commands import cli
 from app.config import config
@@ -90,6 +91,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
     ):
         app.register_blueprint(blueprint)
     attachments.init_app(app)
+    two_factor.init_app(app)
     api.init_app(app)
     layout.run_context_processors_in_the_loop(app)
     errors.init_app(app)
