@@ -82,11 +82,17 @@ async def _second_step_page(method: str, error: str | None = None, status: int =
     return page, status
 
 
-@bp.route("/auth/two-factor", methods=["GET", "POST"], defaults={"method": "totp"})
-@bp.route(
-    "/auth/two-factor/recovery", methods=["GET", "POST"], defaults={"method": "recovery_code"}
-)
-async def second_step(method: str) -> Page:
+@bp.route("/auth/two-factor", methods=["GET", "POST"])
+async def second_step() -> Page:
+    return await _second_step("totp")
+
+
+@bp.route("/auth/two-factor/recovery", methods=["GET", "POST"])
+async def recovery_step() -> Page:
+    return await _second_step("recovery_code")
+
+
+async def _second_step(method: str) -> Page:
     if current_account() is not None:
         return redirect(url_for("main.index"))
     found = await _held_account()

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
-import pyotp
 import pytest
 from quart import Quart
 from sqlalchemy import delete, select, update
@@ -21,6 +19,7 @@ from app.services.accounts import AccountSettings
 from app.services.two_factor import TwoFactorSettings
 from tests.factories import make_user
 from tests.services.rows import count, rows_of
+from tests.totp import code_at, steady_step
 
 ORIGIN = audit.Origin("203.0.113.9", "Firefox")
 PASSWORD = "correct horse battery"
@@ -29,17 +28,6 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def settings(app: Quart) -> TwoFactorSettings:
     return app.extensions["two_factor"]
-
-
-def steady_step() -> None:
-    """Wait out the last second of a 30-second step, so that a code made now is checked in
-    the same step (a test must not fail because the clock ticked between two lines)."""
-    if time.time() % 30 > 28.5:
-        time.sleep(30 - time.time() % 30 + 0.05)
-
-
-def code_at(secret: str, offset_steps: int = 0) -> str:
-    return pyotp.TOTP(secret).at(time.time() + 30 * offset_steps)
 
 
 async def enrolled(
