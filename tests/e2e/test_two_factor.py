@@ -3,6 +3,7 @@ log out, and log in again with the password and a code from the "app" (pyotp).""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,8 @@ async def test_enrol_from_the_account_page_then_log_in_with_a_code(
         await page.get_by_role("link", name="Download as a text file").click()
     download = await downloading.value
     assert download.suggested_filename == "issues-recovery-codes.txt"
-    assert Path(await download.path()).read_text().split() == [code.strip() for code in shown]
+    saved = await asyncio.to_thread(Path(await download.path()).read_text)
+    assert saved.split() == [code.strip() for code in shown]
     await page.get_by_role("link", name="I have saved them").click()
     await expect(page.locator("#two-factor")).to_contain_text("10 recovery codes left")
 
