@@ -41,7 +41,6 @@ from app.services.two_factor import Enrolment, TwoFactorSettings
 bp = Blueprint("two_factor", __name__)
 
 Page = str | Response | tuple[str, int] | tuple[str, int, dict[str, str]]
-METHOD_TITLES = {"totp": "Authenticator app", "recovery_code": "Recovery code"}
 
 
 def settings() -> TwoFactorSettings:
@@ -71,15 +70,14 @@ async def _held_account() -> tuple[HeldLogin, User] | None:
 
 async def _login_again() -> Response:
     drop_held_login()
-    await flash("Your login waited too long for its second step. Log in again.")
+    await flash("Log in first: the code is asked for after your password, within five minutes.")
     return redirect(url_for("auth.login"))
 
 
-async def _second_step_page(method: str, error: str | None = None, status: int = 200) -> Page:
-    page = await render_template(
-        "auth/two_factor.html", method=method, error=error, method_titles=METHOD_TITLES
-    )
-    return page, status
+async def _second_step_page(
+    method: str, error: str | None = None, status: int = 200
+) -> tuple[str, int]:
+    return await render_template("auth/two_factor.html", method=method, error=error), status
 
 
 @bp.route("/auth/two-factor", methods=["GET", "POST"])
@@ -102,17 +100,22 @@ async def _second_step(method: str) -> Page:
     if request.method == "GET":
         return await _second_step_page(method)
     code = (await request.form).get("code", "")
-    check = two_factor.verify_code if method == "totp" else two_factor.use_recovery_code
+    left = None
     try:
-        await check(get_session(), settings(), user, code, origin=request_origin())
+        if method == "totp":
+            await two_factor.verify_code(
+                get_session(), settings(), user, code, origin=request_origin()
+            )
+        else:
+            left = await two_factor.use_recovery_code(
+                get_session(), settings(), user, code, origin=request_origin()
+            )
     except TooManyRequests as refusal:
-        page, _ = await _second_step_page(method, refusal.message)
-        return page, 429, {"Retry-After": str(refusal.retry_after)}
+        return _throttled(refusal, await _second_step_page(method, refusal.message))
     except Invalid as refusal:
         return await _second_step_page(method, refusal.message, 400)
     await finish_login(user, remember=held.remember, method=method)
-    if method == "recovery_code":
-        left = (await two_factor.status(get_session(), user.id)).recovery_codes_left
+    if left is not None:
         await flash(
             f"You used a recovery code; {left} left. Make new ones on your account page "
             "if you are running out."
@@ -131,7 +134,9 @@ def qr_code_svg(enrolment: Enrolment) -> Markup:
     return Markup(svg)  # noqa: S704 (segno's own SVG; the URI is encoded as modules, not text)
 
 
-async def _manage_page(errors: dict[str, dict[str, str]] | None = None, status: int = 200) -> Page:
+async def _manage_page(
+    errors: dict[str, dict[str, str]] | None = None, status: int = 200
+) -> tuple[str, int]:
     user = logged_in_user()
     page = await render_template(
         "account/two_factor.html",
@@ -141,7 +146,9 @@ async def _manage_page(errors: dict[str, dict[str, str]] | None = None, status: 
     return page, status
 
 
-async def _enrol_page(enrolment: Enrolment, error: str | None = None, status: int = 200) -> Page:
+async def _enrol_page(
+    enrolment: Enrolment, error: str | None = None, status: int = 200
+) -> tuple[str, int]:
     page = await render_template(
         "account/two_factor_enrol.html",
         enrolment=enrolment,
@@ -151,7 +158,7 @@ async def _enrol_page(enrolment: Enrolment, error: str | None = None, status: in
     return page, status
 
 
-async def _codes_page(codes: list[str], status: int = 201) -> Page:
+async def _codes_page(codes: list[str], status: int = 201) -> tuple[str, int]:
     # Rendered, never redirected: the codes must not travel through the flash cookie.
     page = await render_template(
         "account/recovery_codes.html", codes=codes, download_text="\n".join(codes) + "\n"
@@ -160,6 +167,7 @@ async def _codes_page(codes: list[str], status: int = 201) -> Page:
 
 
 def _throttled(refusal: TooManyRequests, page: tuple[str, int]) -> Page:
+    """The page with the refusal's message, as a 429 that says when to try again."""
     return page[0], 429, {"Retry-After": str(refusal.retry_after)}
 
 

@@ -148,7 +148,7 @@ async def test_a_held_login_expires_and_without_one_the_step_sends_to_login(clie
     late = await submit(client, "/auth/two-factor", {"code": code_at(secret)})
     assert late.status_code == 302 and urlsplit(late.headers["Location"]).path == "/auth/login"
     assert not await is_logged_in(client)
-    assert "waited too long" in await text_of(await client.get("/auth/login"))
+    assert "Log in first" in await text_of(await client.get("/auth/login"))
 
 
 async def test_attempts_are_throttled_across_workers(
