@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pyotp import utils as otp_utils
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -291,15 +292,20 @@ async def begin_enrolment(
 ) -> Enrolment:
     """A new secret for the account, waiting for its first code (two-factor stays off until
     then). Raises Conflict when two-factor is on already."""
-    credential = await session.get(TotpCredential, user.id, with_for_update=True)
-    if credential is not None and credential.confirmed_at is not None:
+    secret, now = pyotp.random_base32(), utcnow()
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    # One statement, so that a double-clicked "Enable" cannot insert the row twice: a set-up
+    # begun before and abandoned starts again with the new secret; a confirmed one is kept.
+    statement = insert(TotpCredential).values(
+        user_id=user.id, secret_encrypted=settings.seal(secret), created_at=now, last_step=0
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["user_id"],
+        set_={"secret_encrypted": statement.excluded.secret_encrypted, "created_at": now},
+        where=TotpCredential.confirmed_at.is_(None),
+    ).returning(TotpCredential.user_id)
+    if (await session.execute(statement)).first() is None:
         raise Conflict("Two-factor sign-in is on already.")
-    secret = pyotp.random_base32()
-    if credential is None:
-        session.add(TotpCredential(user_id=user.id, secret_encrypted=settings.seal(secret)))
-    else:  # a set-up begun before and abandoned: start again with a new secret
-        credential.secret_encrypted = settings.seal(secret)
-        credential.created_at = utcnow()
     return _enrolment(settings, secret, user)
 
 

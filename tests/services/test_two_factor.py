@@ -68,6 +68,24 @@ async def test_a_pending_enrolment_does_not_switch_two_factor_on(
     assert (await two_factor.pending_enrolment(session, settings, ann)).secret == again.secret
 
 
+async def test_enable_clicked_twice_at_once_leaves_one_pending_enrolment(
+    app: Quart, settings: TwoFactorSettings
+) -> None:
+    sessionmaker = app.extensions["database"].sessionmaker
+    async with sessionmaker() as session:
+        ann = await make_user(session)
+
+    async def begin() -> str:
+        async with sessionmaker() as session:
+            return (await two_factor.begin_enrolment(session, settings, ann)).secret
+
+    secrets = await asyncio.gather(begin(), begin(), begin())
+    async with sessionmaker() as session:
+        [credential] = await rows_of(session, TotpCredential)
+        assert settings.unseal(credential.secret_encrypted) in secrets
+        assert credential.confirmed_at is None
+
+
 async def test_confirming_switches_it_on_with_ten_hashed_recovery_codes(
     session: AsyncSession, settings: TwoFactorSettings, account_settings: AccountSettings
 ) -> None:
