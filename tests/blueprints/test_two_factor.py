@@ -57,7 +57,9 @@ async def test_enrolment_from_the_account_page(app: Quart, client) -> None:
     account = await text_of(await client.get("/account/"))
     assert "Two-factor authentication" in account and "Enable two-factor" in account
 
-    page = await text_of(await submit(client, "/account/two-factor/enable"))
+    enrolling = await submit(client, "/account/two-factor/enable")
+    assert enrolling.headers["Cache-Control"] == "no-store"  # the secret is kept by no cache
+    page = await text_of(enrolling)
     [secret] = SECRET.findall(page)
     assert f"secret={secret}" not in page  # the URI is only in the QR code's modules
     # A pending enrolment: still off, and a wrong code shows the same QR code again.
@@ -70,7 +72,7 @@ async def test_enrolment_from_the_account_page(app: Quart, client) -> None:
 
     steady_step()
     done = await submit(client, "/account/two-factor/confirm", {"code": code_at(secret)})
-    assert done.status_code == 201
+    assert done.status_code == 201 and done.headers["Cache-Control"] == "no-store"
     shown = await text_of(done)
     codes = CODES.findall(shown)
     assert len(codes) == 10 and 'download="issues-recovery-codes.txt"' in shown
