@@ -35,6 +35,7 @@ from app.blueprints import (
     relations,
     security_log,
     single_sign_on,
+    two_factor,
 )
 from app.commands import cli
 from app.config import config
@@ -99,6 +100,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         app.register_blueprint(blueprint)
     single_sign_on.init_app(app)
     attachments.init_app(app)
+    two_factor.init_app(app)
     api.init_app(app)
     layout.run_context_processors_in_the_loop(app)
     errors.init_app(app)

@@ -1,4 +1,5 @@
-"""The account page: name, password, email address, the sessions logged in, API tokens."""
+"""The account page: name, password, email address, two-factor, the sessions logged in, API
+tokens."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from app.blueprints.guards import (
 from app.db import get_session
 from app.errors import Invalid
 from app.models import AuthSession, User
-from app.services import accounts, api_tokens, login_sessions, passwords
+from app.services import accounts, api_tokens, login_sessions, passwords, two_factor
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -45,6 +46,7 @@ async def _page(
         this_session_id=auth_session.id,
         errors={refused_form: errors or {}} if refused_form else {},
         tokens=await api_tokens.active_tokens(get_session(), user.id),
+        two_factor=await two_factor.status(get_session(), user.id),
         new_token=new_token,
         form=form or {},
     )

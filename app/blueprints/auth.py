@@ -18,6 +18,7 @@ from app.blueprints.guards import (
 )
 from app.blueprints.sign_in import finish_login
 from app.blueprints.single_sign_on import password_refusal
+from app.blueprints.two_factor import sign_in_or_hold
 from app.db import get_session
 from app.errors import Invalid, TooManyRequests
 from app.services import accounts, audit, login_sessions, passwords, registration
@@ -94,8 +95,10 @@ async def login() -> Page:
         )
         headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else {}
         return page, refusal.status, headers
-    await finish_login(user, remember=form.get("remember") == "on", method="password")
-    return redirect(next_page)
+    # With a second factor on, the password only opens the second step (/auth/two-factor).
+    return await sign_in_or_hold(
+        user, remember=form.get("remember") == "on", next_page=next_page, method="password"
+    )
 
 
 @bp.post("/logout")
@@ -191,6 +194,8 @@ async def reset(signed: str) -> Page:
             return await render_template("auth/link_refused.html", message=refusal.message), 400
         return await render_template("auth/reset.html", error=refusal.message), 400
     end_login()
-    await finish_login(user, remember=False, method="password_reset")
     await flash("Your password is changed, and every other session is logged out.")
-    return redirect(url_for("main.index"))
+    # A reset proves the mailbox, not the second factor: two-factor stays on and is asked for.
+    return await sign_in_or_hold(
+        user, remember=False, next_page=url_for("main.index"), method="password_reset"
+    )

@@ -1,5 +1,5 @@
-"""Commands for admins: `quart --app app create-admin EMAIL`, `seed-demo`, `mail pending`,
-`mail retry`, `prune-activity`, `backup`, `check`."""
+"""Commands for admins: `quart --app app create-admin EMAIL`, `reset-two-factor EMAIL`,
+`seed-demo`, `mail pending`, `mail retry`, `prune-activity`, `backup`, `check`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from app.commands.maintenance import prune_activity
 from app.errors import ServiceError
 from app.models import User
 from app.outbound.mail.outbox import retry_mail, undelivered_mail
-from app.services import accounts, project_webhooks
+from app.services import accounts, project_webhooks, two_factor
 
 T = TypeVar("T")
 
@@ -162,6 +162,18 @@ def init_app(app: Quart) -> None:
         except ServiceError as refusal:
             raise click.ClickException(refusal.message) from refusal
         click.echo(f"{user.email} is a site administrator.")
+
+    @app.cli.command("reset-two-factor")
+    @click.argument("email")
+    def reset_two_factor(email: str) -> None:
+        """Turn off an account's two-factor sign-in (lost phone and recovery codes)."""
+        try:
+            user = _run_with_session(
+                app, lambda session: two_factor.reset_from_the_command_line(session, email)
+            )
+        except ServiceError as refusal:
+            raise click.ClickException(refusal.message) from refusal
+        click.echo(f"Two-factor sign-in is off for {user.email}: the password alone logs in.")
 
     @app.cli.command("seed-demo")
     @click.option("--issues-per-project", default=120, show_default=True)

@@ -25,6 +25,7 @@ from app.models.outbox import MailStatus, OutboxMessage
 from app.models.project import Membership, Project, Role
 from app.models.rate_limit import RateLimitBucket
 from app.models.relation import IssueRelation, RelationKind, RelationType
+from app.models.two_factor import RecoveryCode, TotpCredential
 from app.models.user import User
 from app.models.webhook import DeliveryStatus, Webhook, WebhookDelivery
 
@@ -58,6 +59,7 @@ __all__ = [
     "Priority",
     "Project",
     "RateLimitBucket",
+    "RecoveryCode",
     "RelationKind",
     "RelationType",
     "Role",
@@ -65,6 +67,7 @@ __all__ = [
     "StatusCategory",
     "TokenPurpose",
     "TokenScope",
+    "TotpCredential",
     "User",
     "Watcher",
     "Webhook",

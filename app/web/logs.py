@@ -28,7 +28,7 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # The names of secrets, not one.
 _SECRET_NAMES = (
     r"password|passwd|pwd|secret|token|api[_-]?key|authorization|cookie|signature|signed"  # noqa: S105
-    r"|issues_auth|issues_session|csrf"
+    r"|issues_auth|issues_session|csrf|totp|recovery"
 )
 # Each pattern keeps its first group and replaces the rest of the match.
 _SECRET_PATTERNS = [
@@ -43,6 +43,8 @@ _SECRET_PATTERNS = [
     re.compile(r"()\b[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{20,}"),
     # API tokens by their prefix, wherever they appear.
     re.compile(r"(\biss_)[A-Za-z0-9_-]+"),
+    # Two-factor recovery codes by their shape (four groups of four), wherever they appear.
+    re.compile(r"()\b[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}\b"),
     # name=value, name: value, "name": "value" for every name that sounds secret (query
     # strings, form dumps, headers, reprs of dicts).
     re.compile(rf"(?i)((?:{_SECRET_NAMES})[\w-]*[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}}]+"),

@@ -97,6 +97,10 @@ async def test_log_lines_of_a_request_carry_its_id(app: Quart, client, json_log)
         ("postgresql://issues:pa55word@db/issues", "pa55word"),
         ("/p/WEB?q=x&token=abcdef123456", "abcdef123456"),
         ("SECRET_KEY=0123456789abcdef0123", "0123456789abcdef0123"),
+        ("otpauth://totp/Issues:a?secret=JBSWY3DPEHPK3PXP&issuer=Issues", "JBSWY3DPEHPK3PXP"),
+        ("{'recovery_code': 'kx57-vv56-vhuk-9kat'}", "kx57-vv56-vhuk-9kat"),
+        ("used kx57-vv56-vhuk-9kat to log in", "kx57-vv56-vhuk-9kat"),
+        ("totp_secret: JBSWY3DPEHPK3PXP", "JBSWY3DPEHPK3PXP"),
     ],
 )
 def test_redaction_hides_the_secret_and_keeps_the_rest(line: str, secret: str) -> None:
