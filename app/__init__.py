@@ -28,6 +28,7 @@ from app.blueprints import (
     main,
     milestones,
     page_cache,
+    passkeys,
     project_webhooks,
     projects,
     relations,
@@ -87,6 +88,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         finding.bp,
         project_webhooks.bp,
         relations.bp,
+        passkeys.bp,
     ):
         app.register_blueprint(blueprint)
     attachments.init_app(app)

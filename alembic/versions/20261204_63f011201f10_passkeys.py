@@ -49,6 +49,7 @@ def upgrade() -> None:
     sa.Column('challenge', sa.LargeBinary(length=64), nullable=False),
     sa.Column('purpose', sa.String(length=20), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('user_handle', sa.LargeBinary(length=64), nullable=True),
     sa.Column('expires_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_webauthn_challenge_user_id_user'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webauthn_challenge')),

@@ -58,4 +58,6 @@ class WebAuthnChallenge(Base):
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("user.id", ondelete="CASCADE"), index=True, default=None
     )
+    # A registration's WebAuthn user.id, kept until the answer comes back to be stored with it.
+    user_handle: Mapped[bytes | None] = mapped_column(LargeBinary(64), default=None)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
