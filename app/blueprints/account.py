@@ -1,8 +1,18 @@
-"""The account page: name, password, email address, the sessions logged in, API tokens."""
+"""The account page: name, password, email address, the sessions logged in, API tokens,
+passkeys (added, renamed and removed by the passkeys blueprint)."""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, flash, redirect, render_template, request, url_for
+from quart import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from app.blueprints.forms import form_int
 from app.blueprints.guards import (
@@ -14,7 +24,7 @@ from app.blueprints.guards import (
 from app.db import get_session
 from app.errors import Invalid
 from app.models import AuthSession, User
-from app.services import accounts, api_tokens, login_sessions, passwords
+from app.services import accounts, api_tokens, login_sessions, passkeys, passwords
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -46,6 +56,8 @@ async def _page(
         tokens=await api_tokens.active_tokens(get_session(), user.id),
         new_token=new_token,
         form=form or {},
+        passkeys=await passkeys.list_passkeys(get_session(), user.id),
+        passkeys_available=passkeys.RelyingParty.from_config(current_app.config).available,
     )
     return page, status
 

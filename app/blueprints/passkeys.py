@@ -34,6 +34,18 @@ from app.services.passkeys import Purpose
 
 bp = Blueprint("passkeys", __name__)
 
+
+def passkeys_available() -> bool:
+    """Whether this server can offer passkeys (it has a domain name to be their relying party)."""
+    return bool(current_app.config["WEBAUTHN_RP_ID"])
+
+
+@bp.record_once
+def _add_template_globals(state: Any) -> None:
+    # A global, not context: the login page's and the two-factor page's partials ask for it.
+    state.app.jinja_env.globals["passkeys_available"] = passkeys_available
+
+
 # The session names the ceremony under way; the challenge row in the database makes it
 # single-use (an old copy of the signed cookie names a challenge that is gone).
 _CHALLENGES = "webauthn_challenges"
@@ -70,6 +82,11 @@ async def _body() -> dict[str, Any]:
     return body
 
 
+def _name(body: dict[str, Any]) -> str:
+    name = body.get("name")
+    return name if isinstance(name, str) else ""
+
+
 def _answer(body: dict[str, Any]) -> dict[str, Any]:
     answer = body.get("credential")
     if not isinstance(answer, dict):
@@ -85,7 +102,7 @@ def _answer(body: dict[str, Any]) -> dict[str, Any]:
 async def registration_options() -> Response:
     body = await _body()
     ceremony = await passkeys.registration_options(
-        get_session(), _relying_party(), logged_in_user(), name=str(body.get("name", ""))
+        get_session(), _relying_party(), logged_in_user(), name=_name(body)
     )
     return _begin(Purpose.REGISTER, ceremony)
 
@@ -98,7 +115,7 @@ async def add() -> tuple[Response, int]:
         get_session(),
         _relying_party(),
         logged_in_user(),
-        name=str(body.get("name", "")),
+        name=_name(body),
         challenge=_take(Purpose.REGISTER),
         answer=_answer(body),
         origin=request_origin(),

@@ -17,7 +17,15 @@ from quart import Quart
 from sqlalchemy import select
 
 from app import create_app
-from app.models import Comment, Label, Role, SavedSearch, WebhookDelivery, WorkflowStatus
+from app.models import (
+    Comment,
+    Label,
+    Passkey,
+    Role,
+    SavedSearch,
+    WebhookDelivery,
+    WorkflowStatus,
+)
 from app.outbound.webhooks import TargetPolicy
 from app.services import api_tokens, comments, milestones, project_webhooks, projects, search
 from tests.conftest import app_settings
@@ -52,6 +60,14 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "account.end_other_sessions": ("login", "POST", "/account/sessions/end-others", {}),
     "account.create_token": ("login", "POST", "/account/tokens", {"name": ""}),
     "account.revoke_token": ("saver", "POST", "/account/tokens/{token}/revoke", {}),
+    # The ceremonies take JSON: a form is refused (400) once the login and CSRF checks pass.
+    "passkeys.registration_options": ("login", "POST", "/account/passkeys/options", {}),
+    "passkeys.add": ("login", "POST", "/account/passkeys", {}),
+    "passkeys.rename": ("saver", "POST", "/account/passkeys/{passkey}/rename", {"name": "Key"}),
+    "passkeys.sign_in_options": ("anyone", "POST", "/auth/passkey/options", {}),
+    "passkeys.sign_in": ("anyone", "POST", "/auth/passkey/verify", {}),
+    "passkeys.second_factor_options": ("anyone", "POST", "/auth/passkey/second-factor/options", {}),
+    "passkeys.second_factor": ("anyone", "POST", "/auth/passkey/second-factor/verify", {}),
     "projects.index": ("login", "GET", "/projects", {}),
     "projects.new": ("login", "GET", "/projects/new", {}),
     "finding.my_issues": ("login", "GET", "/issues", {}),
@@ -114,6 +130,8 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "attachments.thumbnail": ("read", "GET", "/attachments/{attachment}/thumbnail", {}),
     # After the reads: the owner (the uploader, probed last) deletes it.
     "attachments.delete": ("author", "POST", "/attachments/{attachment}/delete", {}),
+    # After the rename: the owner (probed last) removes it.
+    "passkeys.remove": ("saver", "POST", "/account/passkeys/{passkey}/remove", {}),
     # Last: it ends the visitor's session.
     "auth.logout": ("anyone", "POST", "/auth/logout", {}),
 }
@@ -195,6 +213,14 @@ async def build_world(app: Quart, public: bool) -> World:
         saved = await search.save_search(session, owner, name="Mine", query="assignee:me")
         token = await api_tokens.create_token(session, owner, name="CI", scope="read")
         milestone = await milestones.create_milestone(session, owner, project.id, title="1.0")
+        passkey = Passkey(
+            user_id=owner.id,
+            credential_id=b"owner-credential",
+            public_key=b"cose",
+            user_handle=b"handle",
+            name="Key",
+        )
+        session.add(passkey)
         for user in people.values():
             user.password_hash = await app.extensions["account_settings"].hasher.hash(PASSWORD)
             session.add(user)
@@ -213,6 +239,7 @@ async def build_world(app: Quart, public: bool) -> World:
             "token": str(token.token.id),
             "owner_handle": owner.handle,
             "milestone": str(milestone.id),
+            "passkey": str(passkey.id),
         }
         assert await session.scalar(select(Label.id)) and await session.scalar(select(Comment.id))
         assert await session.scalar(select(SavedSearch.id))
