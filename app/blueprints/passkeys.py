@@ -46,9 +46,12 @@ def _add_template_globals(state: Any) -> None:
     state.app.jinja_env.globals["passkeys_available"] = passkeys_available
 
 
-# The session names the ceremony under way; the challenge row in the database makes it
-# single-use (an old copy of the signed cookie names a challenge that is gone).
+# The session names the ceremonies under way; the challenge rows in the database make them
+# single-use (an old copy of the signed cookie names challenges that are gone). A few per
+# purpose: the login page's autofill ceremony waits while the button may start another.
 _CHALLENGES = "webauthn_challenges"
+_PENDING_PER_PURPOSE = 3
+_EXPIRED = "This request has expired. Reload the page and try again."
 
 
 def _relying_party() -> passkeys.RelyingParty:
@@ -57,22 +60,26 @@ def _relying_party() -> passkeys.RelyingParty:
 
 def _begin(purpose: Purpose, ceremony: passkeys.Ceremony) -> Response:
     pending = dict(session.get(_CHALLENGES) or {})
-    pending[purpose.value] = base64.urlsafe_b64encode(ceremony.challenge).decode()
+    earlier = [c for c in pending.get(purpose.value) or [] if isinstance(c, str)]
+    encoded = base64.urlsafe_b64encode(ceremony.challenge).rstrip(b"=").decode()
+    pending[purpose.value] = [*earlier, encoded][-_PENDING_PER_PURPOSE:]
     session[_CHALLENGES] = pending
     return current_app.response_class(ceremony.options_json, mimetype="application/json")
 
 
-def _take(purpose: Purpose) -> bytes:
-    """The challenge of this session's ceremony of `purpose`, forgotten by the session now."""
+def _take(purpose: Purpose, answer: dict[str, Any]) -> bytes:
+    """The challenge that `answer` signed, if this session's ceremonies of `purpose` include
+    it; the session forgets it now."""
+    challenge = passkeys.signed_challenge(answer)
     pending = dict(session.get(_CHALLENGES) or {})
-    encoded = pending.pop(purpose.value, None)
+    waiting = [c for c in pending.get(purpose.value) or [] if isinstance(c, str)]
+    encoded = base64.urlsafe_b64encode(challenge).rstrip(b"=").decode() if challenge else None
+    if encoded is None or encoded not in waiting:
+        raise Invalid(_EXPIRED)
+    waiting.remove(encoded)
+    pending[purpose.value] = waiting
     session[_CHALLENGES] = pending
-    if not isinstance(encoded, str):
-        raise Invalid("This request has expired. Reload the page and try again.")
-    try:
-        return base64.urlsafe_b64decode(encoded)
-    except ValueError:
-        raise Invalid("This request has expired. Reload the page and try again.") from None
+    return challenge
 
 
 async def _body() -> dict[str, Any]:
@@ -116,7 +123,7 @@ async def add() -> tuple[Response, int]:
         _relying_party(),
         logged_in_user(),
         name=_name(body),
-        challenge=_take(Purpose.REGISTER),
+        challenge=_take(Purpose.REGISTER, _answer(body)),
         answer=_answer(body),
         origin=request_origin(),
     )
@@ -163,7 +170,7 @@ async def sign_in() -> Response:
     user = await passkeys.sign_in(
         get_session(),
         _relying_party(),
-        challenge=_take(Purpose.SIGN_IN),
+        challenge=_take(Purpose.SIGN_IN, _answer(body)),
         answer=_answer(body),
         origin=request_origin(),
     )
@@ -194,7 +201,7 @@ async def second_factor() -> Response:
         get_session(),
         _relying_party(),
         held.user_id,
-        challenge=_take(Purpose.SECOND_FACTOR),
+        challenge=_take(Purpose.SECOND_FACTOR, _answer(body)),
         answer=_answer(body),
         origin=request_origin(),
     )

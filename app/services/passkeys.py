@@ -26,7 +26,7 @@ from webauthn import (
     verify_authentication_response,
     verify_registration_response,
 )
-from webauthn.helpers import parse_authentication_credential_json
+from webauthn.helpers import base64url_to_bytes, parse_authentication_credential_json
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticationCredential,
@@ -85,6 +85,17 @@ class Ceremony:
 
     options_json: str
     challenge: bytes
+
+
+def signed_challenge(answer: Any) -> bytes | None:
+    """The challenge a browser's answer says it signed (from its clientDataJSON), to find the
+    ceremony it answers; None when there is none. Verification checks it again."""
+    try:
+        response = answer["response"]
+        client_data = json.loads(base64url_to_bytes(response["clientDataJSON"]))
+        return base64url_to_bytes(client_data["challenge"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def passkey_name(name: str) -> str:

@@ -302,3 +302,33 @@ async def test_a_password_login_still_works_beside_passkeys(client, key: SoftAut
     await submit(client, "/auth/logout")
     assert (await log_in(client, "ann@example.com")).status_code == 302
     assert await is_logged_in(client)
+
+
+async def test_two_pending_sign_in_ceremonies_either_may_finish(
+    client, key: SoftAuthenticator
+) -> None:
+    # The autofill's ceremony waits while the button starts another.
+    await sign_up(client, "ann@example.com")
+    await add_passkey(client, key)
+    await submit(client, "/auth/logout")
+    autofill = await (await post_json(client, "/auth/passkey/options", {})).get_json()
+    await post_json(client, "/auth/passkey/options", {})
+    answer = key.authenticate(autofill)
+    done = await post_json(client, "/auth/passkey/verify", {"credential": answer})
+    assert done.status_code == 200, await text_of(done)
+
+
+async def test_an_answer_to_another_browsers_ceremony_is_refused(
+    app: Quart, client, key: SoftAuthenticator
+) -> None:
+    await sign_up(client, "ann@example.com")
+    await add_passkey(client, key)
+    await submit(client, "/auth/logout")
+    victim = app.test_client()
+    theirs = await (await post_json(victim, "/auth/passkey/options", {})).get_json()
+    await post_json(client, "/auth/passkey/options", {})
+    answer = key.authenticate(theirs)
+    refused = await post_json(client, "/auth/passkey/verify", {"credential": answer})
+    assert refused.status_code == 400
+    assert "expired" in (await refused.get_json())["error"]["message"]
+    assert not await is_logged_in(client)

@@ -100,12 +100,20 @@
         button.disabled = false;
       }
     });
-    // Conditional UI: the email field's autofill lists this site's passkeys too. A choice there
-    // signs in; anything else (typing a password, the button) simply goes on.
-    if (box.dataset.autofill === "on" && document.querySelector('input[autocomplete~="webauthn"]')) {
-      webauthn.browserSupportsWebAuthnAutofill().then((supported) => {
-        if (supported) signIn(box, { autofill: true }).catch(() => {});
-      });
+    // Conditional UI: once the email field is focused, its autofill lists this site's
+    // passkeys too, and choosing one signs in. Started on focus rather than on load, so that a
+    // visitor who never reaches for the field (or uses the button) starts no ceremony for it.
+    const field = document.querySelector('input[autocomplete~="webauthn"]');
+    if (box.dataset.autofill === "on" && field) {
+      field.addEventListener(
+        "focus",
+        async () => {
+          if (!(await webauthn.browserSupportsWebAuthnAutofill())) return;
+          // Refused or cut short by the button's ceremony: the page simply goes on.
+          signIn(box, { autofill: true }).catch(() => {});
+        },
+        { once: true },
+      );
     }
   }
 })();
