@@ -3,16 +3,7 @@ passkeys (added, renamed and removed by the passkeys blueprint)."""
 
 from __future__ import annotations
 
-from quart import (
-    Blueprint,
-    Response,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from quart import Blueprint, Response, flash, redirect, render_template, request, url_for
 
 from app.blueprints.forms import form_int
 from app.blueprints.guards import (
@@ -57,7 +48,6 @@ async def _page(
         new_token=new_token,
         form=form or {},
         passkeys=await passkeys.list_passkeys(get_session(), user.id),
-        passkeys_available=passkeys.RelyingParty.from_config(current_app.config).available,
     )
     return page, status
 

@@ -155,16 +155,18 @@ async def remove(passkey_id: int) -> Response:
 
 
 # --- Signing in -------------------------------------------------------------------------------
+# Limited per client address, high enough for an office behind one: each answer needs options
+# (a challenge) first, so guessing is not the risk; filling the challenge table is.
 
 
 @bp.post("/auth/passkey/options")
-@rate_limited("passkey-sign-in", limit=30, per_seconds=300)
+@rate_limited("passkey-sign-in-options", limit=120, per_seconds=300)
 async def sign_in_options() -> Response:
     return _begin(Purpose.SIGN_IN, await passkeys.sign_in_options(get_session(), _relying_party()))
 
 
 @bp.post("/auth/passkey/verify")
-@rate_limited("passkey-sign-in", limit=30, per_seconds=300)
+@rate_limited("passkey-sign-in", limit=120, per_seconds=300)
 async def sign_in() -> Response:
     body = await _body()
     user = await passkeys.sign_in(
@@ -180,7 +182,7 @@ async def sign_in() -> Response:
 
 
 @bp.post("/auth/passkey/second-factor/options")
-@rate_limited("passkey-second-factor", limit=30, per_seconds=300)
+@rate_limited("passkey-second-factor-options", limit=60, per_seconds=300)
 async def second_factor_options() -> Response:
     held = held_login()
     if held is None:
@@ -190,7 +192,7 @@ async def second_factor_options() -> Response:
 
 
 @bp.post("/auth/passkey/second-factor/verify")
-@rate_limited("passkey-second-factor", limit=30, per_seconds=300)
+@rate_limited("passkey-second-factor", limit=60, per_seconds=300)
 async def second_factor() -> Response:
     held = held_login()
     if held is None:

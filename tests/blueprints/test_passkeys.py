@@ -333,3 +333,22 @@ async def test_an_answer_to_another_browsers_ceremony_is_refused(
     assert refused.status_code == 400
     assert "expired" in (await refused.get_json())["error"]["message"]
     assert not await is_logged_in(client)
+
+
+async def test_a_passkeys_name_is_shown_as_text(client, key: SoftAuthenticator) -> None:
+    await sign_up(client, "ann@example.com")
+    await add_passkey(client, key, '<img src=x onerror="alert(1)">')
+    page = await text_of(await client.get("/account/"))
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=" in page
+
+
+async def test_the_two_factor_pages_partial_offers_the_passkey(app: Quart) -> None:
+    from quart import render_template
+
+    async with app.test_request_context("/auth/two-factor"):
+        html = await render_template("passkeys/_second_factor.html")
+    assert "Use a passkey" in html
+    assert 'data-options-url="/auth/passkey/second-factor/options"' in html
+    assert 'data-verify-url="/auth/passkey/second-factor/verify"' in html
+    assert 'name="csrf_token"' in html and "js/passkeys.js" in html

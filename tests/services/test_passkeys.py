@@ -3,6 +3,7 @@ checked by the service as a browser's would be; and every refusal the ceremonies
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -462,3 +463,25 @@ async def test_challenges_are_kept_in_the_database_for_every_worker(
         ann.id,
     )
     assert stored.expires_at - utcnow() <= passkeys.CHALLENGE_LIFETIME
+
+
+async def test_one_answer_sent_twice_at_once_signs_in_once(
+    app, session: AsyncSession, key: SoftAuthenticator
+) -> None:
+    # Two workers handed the same answer: each in its own session, racing on the delete.
+    ann = await make_user(session, email="ann@example.com")
+    await register(session, ann, key)
+    ceremony = await passkeys.sign_in_options(session, RP)
+    answer = key.authenticate(ceremony.options_json, sign_count=0)  # no count to stop it
+
+    async def attempt() -> str:
+        async with app.extensions["database"].sessionmaker() as own:
+            try:
+                await passkeys.sign_in(own, RP, challenge=ceremony.challenge, answer=answer)
+            except Invalid:
+                return "refused"
+            return "signed in"
+
+    outcomes = await asyncio.gather(attempt(), attempt(), attempt())
+    assert sorted(outcomes) == ["refused", "refused", "signed in"]
+    assert (await actions(session)).count("passkey.login") == 1
