@@ -6,19 +6,15 @@ which http://localhost is: this server is reached as localhost, and BASE_URL say
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 
-import hypercorn.asyncio
-import hypercorn.config
 import pytest
 import pytest_asyncio
 from playwright.async_api import CDPSession, Page, expect
 
 from app import create_app
 from tests.conftest import app_settings
-from tests.e2e.conftest import LiveServer, screenshot_path
+from tests.e2e.conftest import LiveServer, screenshot_path, serving
 from tests.mailcatcher import MailCatcher, free_port
 from tests.pages import PASSWORD
 
@@ -27,26 +23,13 @@ pytestmark = pytest.mark.browser
 
 @pytest_asyncio.fixture
 async def localhost_server(database_url: str, mailbox: MailCatcher) -> AsyncIterator[LiveServer]:
-    """The app served by hypercorn on a free loopback port, known to browsers as localhost."""
+    """The app served on a free loopback port, known to browsers (and BASE_URL) as localhost."""
     port = free_port()
     url = f"http://localhost:{port}"
     app = create_app("testing", **app_settings(database_url, mailbox, BASE_URL=url))
     assert (app.config["WEBAUTHN_RP_ID"], app.config["WEBAUTHN_ORIGIN"]) == ("localhost", url)
-    config = hypercorn.config.Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.graceful_timeout = 1
-    config.accesslog = None
-    stop = asyncio.Event()
-    server = asyncio.create_task(hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait))
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                break
-        except OSError:
-            await asyncio.sleep(0.05)
-    yield LiveServer(app, url)
-    stop.set()
-    await asyncio.wait_for(server, 10)
+    async with serving(app, port):
+        yield LiveServer(app, url)
 
 
 async def virtual_authenticator(page: Page) -> tuple[CDPSession, str]:
