@@ -118,13 +118,14 @@ async def registration_options() -> Response:
 @login_required
 async def add() -> tuple[Response, int]:
     body = await _body()
+    answer = _answer(body)
     passkey = await passkeys.add_passkey(
         get_session(),
         _relying_party(),
         logged_in_user(),
         name=_name(body),
-        challenge=_take(Purpose.REGISTER, _answer(body)),
-        answer=_answer(body),
+        challenge=_take(Purpose.REGISTER, answer),
+        answer=answer,
         origin=request_origin(),
     )
     await flash(f"The passkey “{passkey.name}” is added: you can sign in with it.")
@@ -169,11 +170,12 @@ async def sign_in_options() -> Response:
 @rate_limited("passkey-sign-in", limit=120, per_seconds=300)
 async def sign_in() -> Response:
     body = await _body()
+    answer = _answer(body)
     user = await passkeys.sign_in(
         get_session(),
         _relying_party(),
-        challenge=_take(Purpose.SIGN_IN, _answer(body)),
-        answer=_answer(body),
+        challenge=_take(Purpose.SIGN_IN, answer),
+        answer=answer,
         origin=request_origin(),
     )
     await finish_login(user, remember=body.get("remember") is True, method="passkey")
@@ -198,13 +200,13 @@ async def second_factor() -> Response:
     if held is None:
         drop_held_login()
         raise Invalid("Your login has expired. Log in with your password again.")
-    body = await _body()
+    answer = _answer(await _body())
     user = await passkeys.verify_second_factor(
         get_session(),
         _relying_party(),
         held.user_id,
-        challenge=_take(Purpose.SECOND_FACTOR, _answer(body)),
-        answer=_answer(body),
+        challenge=_take(Purpose.SECOND_FACTOR, answer),
+        answer=answer,
         origin=request_origin(),
     )
     await finish_login(user, remember=held.remember, method=f"{held.method}+passkey")

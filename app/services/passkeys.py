@@ -255,9 +255,14 @@ async def add_passkey(
     except (WebAuthnException, ValueError, TypeError, KeyError) as error:
         raise Invalid(f"The passkey was not accepted: {error}") from None
     return await _keep_passkey(
-        session, user, name=name, user_handle=taken.user_handle, verified=verified,
-        transports=_answer_transports(answer), origin=origin,
-    )  # fmt: skip
+        session,
+        user,
+        name=name,
+        user_handle=taken.user_handle,
+        verified=verified,
+        transports=_answer_transports(answer),
+        origin=origin,
+    )
 
 
 def _answer_transports(answer: Any) -> str:
@@ -489,10 +494,10 @@ async def _passkey_and_user(
             .where(Passkey.credential_id == credential.raw_id)
         )
     ).one_or_none()
-    await session.commit()  # end the read: the next use case begins its own transaction
     if row is None:
         return None, None
     passkey, user = row
+    # Detached: the refusal's rollback (or the next use case's) must not expire them.
     session.expunge(passkey)
     session.expunge(user)
     return passkey, user
