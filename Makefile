@@ -44,7 +44,9 @@ $(VENDOR)/.installed: package.json package-lock.json
 		rm -rf $(VENDOR) && mkdir -p $(VENDOR) && \
 		cp node_modules/htmx.org/dist/htmx.min.js node_modules/sortablejs/Sortable.min.js \
 		   node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css \
-		   $(VENDOR)/ && touch $@; \
+		   $(VENDOR)/ && \
+		cp node_modules/@simplewebauthn/browser/dist/bundle/index.umd.min.js \
+		   $(VENDOR)/simplewebauthn-browser.umd.min.js && touch $@; \
 	else \
 		echo "npm not found: pages will work without htmx (install Node.js for in-place edits)"; \
 	fi

@@ -30,6 +30,7 @@ from app.blueprints import (
     main,
     milestones,
     page_cache,
+    passkeys,
     project_webhooks,
     projects,
     relations,
@@ -96,6 +97,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         relations.bp,
         security_log.bp,
         audit_log.bp,
+        passkeys.bp,
     ):
         app.register_blueprint(blueprint)
     single_sign_on.init_app(app)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from quart import Quart
 
@@ -49,6 +51,37 @@ def check_single_sign_on(config: dict[str, Any]) -> None:
         raise ConfigurationError("OIDC_SCOPES must include openid")
     if not config["OIDC_PROVIDER_NAME"].strip():
         raise ConfigurationError("OIDC_PROVIDER_NAME must not be empty (it is the button's text)")
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def relying_party(base_url: str, rp_id: str, origin: str) -> tuple[str, str]:
+    """The passkeys' relying party id and origin: the ones given, or BASE_URL's. The id is ""
+    (passkeys off) when it would be an IP address, which WebAuthn does not accept. Raises
+    ConfigurationError for an origin that is not one, or an id its host is not within."""
+    origin = (origin or base_url).strip().rstrip("/")
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+        raise ConfigurationError(
+            f"WEBAUTHN_ORIGIN={origin!r} is not an origin: give scheme, host and port only, "
+            "e.g. https://issues.example.com"
+        )
+    origin = f"{parts.scheme}://{parts.netloc.lower()}"
+    host = parts.hostname.lower()
+    rp_id = rp_id.strip().lower()
+    if not rp_id:
+        return ("" if _is_address(host) else host), origin
+    if _is_address(rp_id) or not (host == rp_id or host.endswith("." + rp_id)):
+        raise ConfigurationError(
+            f"WEBAUTHN_RP_ID={rp_id!r} must be the origin's host {host!r} or a parent domain of it"
+        )
+    return rp_id, origin
 
 
 class Config:
@@ -135,6 +168,13 @@ class Config:
     LOG_LEVEL = "INFO"
     LOG_TO_STDOUT = True
 
+    # Passkeys (decision 0024). The relying party id is a domain, the host of BASE_URL unless
+    # set (the parent domain is allowed too); the origin is what browsers must report, BASE_URL's
+    # scheme, host and port unless set. An address such as 127.0.0.1 is no domain: with it,
+    # passkeys are off (open the site at http://localhost:5000 in development).
+    WEBAUTHN_RP_ID = ""
+    WEBAUTHN_ORIGIN = ""
+
     QUART_AUTH_COOKIE_NAME = "issues_auth"
     QUART_AUTH_COOKIE_SECURE = True
     QUART_AUTH_COOKIE_SAMESITE = "Lax"
@@ -197,6 +237,8 @@ class Config:
         "DATABASE_MAX_OVERFLOW": int,
         "BASE_URL": str,
         "QUART_AUTH_COOKIE_SECURE": bool,
+        "WEBAUTHN_RP_ID": str,
+        "WEBAUTHN_ORIGIN": str,
         "SIGNUP_MODE": str,
         "SIGNUP_DOMAINS": str,
         "OIDC_ISSUER": str,
@@ -282,6 +324,9 @@ class Config:
             raise ConfigurationError("ATTACHMENT_STORAGE must be local or s3")
         if app.config["ATTACHMENT_STORAGE"] == "s3" and not app.config["ATTACHMENT_S3_BUCKET"]:
             raise ConfigurationError("ATTACHMENT_STORAGE=s3 needs ATTACHMENT_S3_BUCKET")
+        app.config["WEBAUTHN_RP_ID"], app.config["WEBAUTHN_ORIGIN"] = relying_party(
+            app.config["BASE_URL"], app.config["WEBAUTHN_RP_ID"], app.config["WEBAUTHN_ORIGIN"]
+        )
         cls.init_app(app)
 
     @classmethod

@@ -92,3 +92,48 @@ def test_env_example_documents_every_variable_the_app_reads() -> None:
         if "=" in line and line.lstrip("# ").split("=", 1)[0].isupper()
     }
     assert set(Config.environment_keys) | {"ISSUES_CONFIG"} <= documented
+
+
+@pytest.mark.parametrize(
+    ("settings", "rp_id", "origin"),
+    [
+        (
+            {"BASE_URL": "https://issues.example.com/"},
+            "issues.example.com",
+            "https://issues.example.com",
+        ),
+        ({"BASE_URL": "http://localhost:5000"}, "localhost", "http://localhost:5000"),
+        # An IP address is no relying party id: passkeys are off.
+        ({"BASE_URL": "http://127.0.0.1:5000"}, "", "http://127.0.0.1:5000"),
+        (
+            {"BASE_URL": "https://issues.example.com", "WEBAUTHN_RP_ID": "Example.com"},
+            "example.com",
+            "https://issues.example.com",
+        ),
+        (
+            {"BASE_URL": "http://10.0.0.5", "WEBAUTHN_ORIGIN": "https://issues.example.com"},
+            "issues.example.com",
+            "https://issues.example.com",
+        ),
+    ],
+)
+def test_the_passkeys_relying_party_comes_from_base_url_unless_set(
+    settings: dict, rp_id: str, origin: str
+) -> None:
+    app = create_app("testing", **settings)
+    assert (app.config["WEBAUTHN_RP_ID"], app.config["WEBAUTHN_ORIGIN"]) == (rp_id, origin)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"BASE_URL": "https://issues.example.com", "WEBAUTHN_RP_ID": "evil.com"},
+        {"BASE_URL": "https://issues.example.com", "WEBAUTHN_RP_ID": "ample.com"},
+        {"BASE_URL": "https://issues.example.com", "WEBAUTHN_RP_ID": "203.0.113.9"},
+        {"WEBAUTHN_ORIGIN": "issues.example.com"},
+        {"WEBAUTHN_ORIGIN": "https://issues.example.com/app"},
+    ],
+)
+def test_a_passkeys_relying_party_that_cannot_work_is_refused(settings: dict) -> None:
+    with pytest.raises(ConfigurationError, match="WEBAUTHN_"):
+        create_app("testing", **settings)

@@ -1,5 +1,5 @@
 """The account page: name, password, email address, two-factor, the sessions logged in, API
-tokens."""
+tokens, passkeys (added, renamed and removed by the passkeys blueprint)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from app.blueprints.guards import (
 from app.db import get_session
 from app.errors import Invalid
 from app.models import AuthSession, User
-from app.services import accounts, api_tokens, login_sessions, passwords, two_factor
+from app.services import accounts, api_tokens, login_sessions, passkeys, passwords, two_factor
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -49,6 +49,7 @@ async def _page(
         two_factor=await two_factor.status(get_session(), user.id),
         new_token=new_token,
         form=form or {},
+        passkeys=await passkeys.list_passkeys(get_session(), user.id),
     )
     return page, status
 

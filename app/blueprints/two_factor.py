@@ -75,9 +75,13 @@ async def _login_again() -> Response:
 
 
 async def _second_step_page(
-    method: str, error: str | None = None, status: int = 200
+    user: User, method: str, error: str | None = None, status: int = 200
 ) -> tuple[str, int]:
-    return await render_template("auth/two_factor.html", method=method, error=error), status
+    factors = await two_factor.second_factors(get_session(), user)
+    page = await render_template(
+        "auth/two_factor.html", method=method, error=error, factors=factors
+    )
+    return page, status
 
 
 @bp.route("/auth/two-factor", methods=["GET", "POST"])
@@ -98,7 +102,7 @@ async def _second_step(method: str) -> Page:
         return await _login_again()
     held, user = found
     if request.method == "GET":
-        return await _second_step_page(method)
+        return await _second_step_page(user, method)
     code = (await request.form).get("code", "")
     left = None
     try:
@@ -111,9 +115,9 @@ async def _second_step(method: str) -> Page:
                 get_session(), settings(), user, code, origin=request_origin()
             )
     except TooManyRequests as refusal:
-        return _throttled(refusal, await _second_step_page(method, refusal.message))
+        return _throttled(refusal, await _second_step_page(user, method, refusal.message))
     except Invalid as refusal:
-        return await _second_step_page(method, refusal.message, 400)
+        return await _second_step_page(user, method, refusal.message, 400)
     await finish_login(user, remember=held.remember, method=method)
     if left is not None:
         await flash(

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from app.config import DEV_SECRET_KEY, ConfigurationError, ProductionConfig, config
+from app.config import DEV_SECRET_KEY, ConfigurationError, ProductionConfig, config, relying_party
 from app.config import normalise_database_url as _normalise
 
 
@@ -64,6 +64,14 @@ def configuration_problems(config_name: str, settings: dict[str, Any]) -> list[P
         unsafe("TRUST_PROXY_ADDRESSES", str(error))
         trusted = []
 
+    try:
+        rp_id, _ = relying_party(
+            settings["BASE_URL"], settings["WEBAUTHN_RP_ID"], settings["WEBAUTHN_ORIGIN"]
+        )
+    except ConfigurationError as error:
+        unsafe("WEBAUTHN_RP_ID", f"{error} (the app refuses to start)")
+        rp_id = None
+
     secret = settings.get("SECRET_KEY") or ""
     if not production:
         if secret == DEV_SECRET_KEY:
@@ -85,6 +93,8 @@ def configuration_problems(config_name: str, settings: dict[str, Any]) -> list[P
         unsafe("MAIL_BACKEND", "log prints reset links to the log (production refuses to start)")
     if not settings["BASE_URL"].startswith("https://"):
         unsafe("BASE_URL", f"{settings['BASE_URL']} is not https: links in mail would be too")
+    if rp_id == "":
+        warn("WEBAUTHN_RP_ID", "BASE_URL is an IP address, no domain: passkeys are off")
     if not settings["QUART_AUTH_COOKIE_SECURE"]:
         unsafe("QUART_AUTH_COOKIE_SECURE", "login cookies would be sent over plain http")
     if settings["MAIL_BACKEND"] == "smtp" and settings["MAIL_SENDER"].endswith("@localhost>"):

@@ -22,6 +22,7 @@ from app.models.issue import (
 from app.models.milestone import Milestone
 from app.models.notification import Notification, SavedSearch
 from app.models.outbox import MailStatus, OutboxMessage
+from app.models.passkey import Passkey, WebAuthnChallenge
 from app.models.project import Membership, Project, Role
 from app.models.rate_limit import RateLimitBucket
 from app.models.relation import IssueRelation, RelationKind, RelationType
@@ -56,6 +57,7 @@ __all__ = [
     "Milestone",
     "Notification",
     "OutboxMessage",
+    "Passkey",
     "Priority",
     "Project",
     "RateLimitBucket",
@@ -70,6 +72,7 @@ __all__ = [
     "TotpCredential",
     "User",
     "Watcher",
+    "WebAuthnChallenge",
     "Webhook",
     "WebhookDelivery",
     "WorkflowStatus",

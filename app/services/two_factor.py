@@ -25,7 +25,7 @@ from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound, TooManyRequests
 from app.models import RateLimitBucket, RecoveryCode, TotpCredential, User
 from app.security import token_digest
-from app.services import audit, rate_limits
+from app.services import audit, passkeys, rate_limits
 from app.services.accounts import AccountSettings
 from app.services.transaction import use_case
 
@@ -105,9 +105,13 @@ async def _confirmed(session: AsyncSession, user_id: int) -> TotpCredential | No
 
 
 async def second_factors(session: AsyncSession, user: User) -> list[str]:
-    """The second factors the account has switched on: ["totp"] or []. A pending enrolment
-    is not one."""
-    return ["totp"] if await _confirmed(session, user.id) is not None else []
+    """The second factors the account has: "totp" (a confirmed authenticator app; a pending
+    enrolment is not one) and "passkey" (any passkey: one given after the password proves the
+    device). A password login asks for one of them whenever the list is not empty."""
+    factors = ["totp"] if await _confirmed(session, user.id) is not None else []
+    if await passkeys.has_passkeys(session, user.id):
+        factors.append("passkey")
+    return factors
 
 
 async def status(session: AsyncSession, user_id: int) -> TwoFactorStatus:

@@ -17,7 +17,15 @@ from quart import Quart
 from sqlalchemy import select
 
 from app import create_app
-from app.models import Comment, Label, Role, SavedSearch, WebhookDelivery, WorkflowStatus
+from app.models import (
+    Comment,
+    Label,
+    Passkey,
+    Role,
+    SavedSearch,
+    WebhookDelivery,
+    WorkflowStatus,
+)
 from app.outbound.webhooks import TargetPolicy
 from app.services import api_tokens, comments, milestones, project_webhooks, projects, search
 from tests.conftest import app_settings
@@ -72,6 +80,14 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "two_factor.confirm": ("login", "POST", "/account/two-factor/confirm", {"code": ""}),
     "two_factor.regenerate": ("login", "POST", "/account/two-factor/recovery-codes", {}),
     "two_factor.disable": ("login", "POST", "/account/two-factor/disable", {}),
+    # The ceremonies take JSON: a form is refused (400) once the login and CSRF checks pass.
+    "passkeys.registration_options": ("login", "POST", "/account/passkeys/options", {}),
+    "passkeys.add": ("login", "POST", "/account/passkeys", {}),
+    "passkeys.rename": ("saver", "POST", "/account/passkeys/{passkey}/rename", {"name": "Key"}),
+    "passkeys.sign_in_options": ("anyone", "POST", "/auth/passkey/options", {}),
+    "passkeys.sign_in": ("anyone", "POST", "/auth/passkey/verify", {}),
+    "passkeys.second_factor_options": ("anyone", "POST", "/auth/passkey/second-factor/options", {}),
+    "passkeys.second_factor": ("anyone", "POST", "/auth/passkey/second-factor/verify", {}),
     "projects.index": ("login", "GET", "/projects", {}),
     "projects.new": ("login", "GET", "/projects/new", {}),
     "finding.my_issues": ("login", "GET", "/issues", {}),
@@ -134,6 +150,8 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "attachments.thumbnail": ("read", "GET", "/attachments/{attachment}/thumbnail", {}),
     # After the reads: the owner (the uploader, probed last) deletes it.
     "attachments.delete": ("author", "POST", "/attachments/{attachment}/delete", {}),
+    # After the rename: the owner (probed last) removes it.
+    "passkeys.remove": ("saver", "POST", "/account/passkeys/{passkey}/remove", {}),
     # Last: it ends the visitor's session.
     "auth.logout": ("anyone", "POST", "/auth/logout", {}),
 }
@@ -239,6 +257,7 @@ async def build_world(app: Quart, public: bool) -> World:
             "saved": str(saved.id),
             "token": str(token.token.id),
             "owner_handle": owner.handle,
+            "owner_id": str(owner.id),
             "milestone": str(milestone.id),
         }
         assert await session.scalar(select(Label.id)) and await session.scalar(select(Comment.id))
@@ -250,6 +269,18 @@ async def build_world(app: Quart, public: bool) -> World:
             response = await log_in(client, f"{visitor}@example.com")
             assert response.status_code == 302, visitor
         clients[visitor] = client
+    # After the logins: with a passkey, the owner's password login would wait for it.
+    async with app.extensions["database"].sessionmaker() as session:
+        passkey = Passkey(
+            user_id=int(values["owner_id"]),
+            credential_id=b"owner-credential",
+            public_key=b"cose",
+            user_handle=b"handle",
+            name="Key",
+        )
+        session.add(passkey)
+        await session.commit()
+        values["passkey"] = str(passkey.id)
     return World(values, clients)
 
 

@@ -189,9 +189,11 @@ async def test_check_lists_every_unsafe_production_setting_and_fails() -> None:
         QUART_AUTH_COOKIE_SECURE="false",
         MAIL_BACKEND="log",
         DATABASE_ECHO="true",
+        WEBAUTHN_RP_ID="evil.example",
     )
     assert code == 1, output
     for key in (
+        "WEBAUTHN_RP_ID",
         "SECRET_KEY",
         "DATABASE_URL",
         "BASE_URL",

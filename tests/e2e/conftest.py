@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,17 +56,9 @@ class LiveServer:
     url: str
 
 
-@pytest_asyncio.fixture
-async def live_server(database_url: str, mailbox: MailCatcher) -> AsyncIterator[LiveServer]:
-    """The app served by hypercorn on a free loopback port, sending mail in the background."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    app = create_app(
-        "testing",
-        **app_settings(
-            database_url, mailbox, BASE_URL=url, MAIL_SEND_IN_BACKGROUND=True, MAIL_POLL_SECONDS=1
-        ),
-    )
+@asynccontextmanager
+async def serving(app: Quart, port: int) -> AsyncIterator[None]:
+    """Serve `app` with hypercorn on 127.0.0.1:`port` until the block ends."""
     config = hypercorn.config.Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.graceful_timeout = 1
@@ -78,9 +71,26 @@ async def live_server(database_url: str, mailbox: MailCatcher) -> AsyncIterator[
                 break
         except OSError:
             await asyncio.sleep(0.05)
-    yield LiveServer(app, url)
-    stop.set()
-    await asyncio.wait_for(server, 10)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
+
+
+@pytest_asyncio.fixture
+async def live_server(database_url: str, mailbox: MailCatcher) -> AsyncIterator[LiveServer]:
+    """The app served by hypercorn on a free loopback port, sending mail in the background."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = create_app(
+        "testing",
+        **app_settings(
+            database_url, mailbox, BASE_URL=url, MAIL_SEND_IN_BACKGROUND=True, MAIL_POLL_SECONDS=1
+        ),
+    )
+    async with serving(app, port):
+        yield LiveServer(app, url)
 
 
 async def wait_for_mail(mailbox: MailCatcher, address: str, count: int = 1) -> list:
