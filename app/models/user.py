@@ -27,6 +27,12 @@ class User(Base):
     # Mail about watched issues (assigned, commented on, status changed); the user can turn it off.
     notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by a site admin: every door (cookie, token, stream, sign-in) refuses the account.
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None
 
     @property
     def initials(self) -> str:
