@@ -21,8 +21,8 @@ from quart import (
 
 from app.blueprints.guards import account_settings, admin_required, logged_in_user, request_origin
 from app.db import get_session
-from app.errors import ServiceError
-from app.services import admin
+from app.errors import NotFound, ServiceError
+from app.services import admin, admin_projects, admin_queues
 from app.web.checks import settings_problems
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -30,10 +30,16 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 T = TypeVar("T")
 
 
-async def _done(change: Awaitable[T], back: str, success: str) -> Response:
-    """Run an admin use case, flash what came of it, and go back to `back`."""
+async def _done(
+    change: Awaitable[T], back: str, success: str, *, missing: str | None = None
+) -> Response:
+    """Run an admin use case, flash what came of it, and go back to `back` (to `missing`
+    when what it acts on does not exist)."""
     try:
         await change
+    except NotFound as refusal:
+        await flash(refusal.message)
+        return redirect(missing or back, 303)
     except ServiceError as refusal:
         await flash(refusal.message)
     else:
@@ -72,24 +78,23 @@ async def person(user_id: int) -> str:
     return await render_template("admin/person.html", details=details)
 
 
-def _person_url(user_id: int) -> str:
-    return url_for("admin.person", user_id=user_id)
+async def _on_person(change: Awaitable[T], user_id: int, success: str) -> Response:
+    back = url_for("admin.person", user_id=user_id)
+    return await _done(change, back, success, missing=url_for("admin.people"))
 
 
 @bp.post("/people/<int:user_id>/deactivate")
 @admin_required
 async def deactivate(user_id: int) -> Response:
     change = admin.deactivate(get_session(), logged_in_user(), user_id, request_origin())
-    return await _done(
-        change, _person_url(user_id), "Deactivated: their sessions and tokens are ended."
-    )
+    return await _on_person(change, user_id, "Deactivated: their sessions and tokens are ended.")
 
 
 @bp.post("/people/<int:user_id>/reactivate")
 @admin_required
 async def reactivate(user_id: int) -> Response:
     change = admin.reactivate(get_session(), logged_in_user(), user_id, request_origin())
-    return await _done(change, _person_url(user_id), "Reactivated: they can log in again.")
+    return await _on_person(change, user_id, "Reactivated: they can log in again.")
 
 
 @bp.post("/people/<int:user_id>/admin")
@@ -98,17 +103,15 @@ async def set_admin(user_id: int) -> Response:
     make_admin = (await request.form).get("admin") == "1"
     change = admin.set_admin(get_session(), logged_in_user(), user_id, make_admin, request_origin())
     success = "They are a site admin now." if make_admin else "They are no longer a site admin."
-    return await _done(change, _person_url(user_id), success)
+    return await _on_person(change, user_id, success)
 
 
 @bp.post("/people/<int:user_id>/two-factor/reset")
 @admin_required
 async def reset_two_factor(user_id: int) -> Response:
     change = admin.reset_two_factor(get_session(), logged_in_user(), user_id, request_origin())
-    return await _done(
-        change,
-        _person_url(user_id),
-        "Their second factor is removed: they sign in with a password.",
+    return await _on_person(
+        change, user_id, "Their second factor is removed: they sign in with a password."
     )
 
 
@@ -122,14 +125,14 @@ async def projects() -> str:
     return await render_template(
         "admin/projects.html",
         query=query,
-        page=await admin.projects_page(get_session(), query, number),
+        page=await admin_projects.projects_page(get_session(), query, number),
     )
 
 
 @bp.get("/projects/<int:project_id>")
 @admin_required
 async def project(project_id: int) -> str:
-    row = await admin.project_row(get_session(), project_id)
+    row = await admin_projects.project_row(get_session(), project_id)
     return await render_template("admin/project.html", row=row)
 
 
@@ -137,13 +140,14 @@ async def project(project_id: int) -> str:
 @admin_required
 async def transfer(project_id: int) -> Response:
     new_owner = (await request.form).get("owner", "")
-    change = admin.transfer_project(
+    change = admin_projects.transfer_project(
         get_session(), logged_in_user(), project_id, new_owner, request_origin()
     )
     return await _done(
         change,
         url_for("admin.project", project_id=project_id),
         f"Transferred to {new_owner.strip()}; the former owners stay on as admins.",
+        missing=url_for("admin.projects"),
     )
 
 
@@ -152,7 +156,7 @@ async def transfer(project_id: int) -> Response:
 
 def _status() -> str:
     status = request.args.get("status", "")
-    return status if status in admin.UNDELIVERED else ""
+    return status if status in admin_queues.UNDELIVERED else ""
 
 
 @bp.get("/mail")
@@ -160,14 +164,16 @@ def _status() -> str:
 async def mail() -> str:
     status, number = _status(), admin.page_number(request.args.get("page"))
     return await render_template(
-        "admin/mail.html", status=status, page=await admin.mail_page(get_session(), status, number)
+        "admin/mail.html",
+        status=status,
+        page=await admin_queues.mail_page(get_session(), status, number),
     )
 
 
 @bp.post("/mail/<int:message_id>/retry")
 @admin_required
 async def retry_mail(message_id: int) -> Response:
-    change = admin.retry_mail(get_session(), logged_in_user(), message_id, request_origin())
+    change = admin_queues.retry_mail(get_session(), logged_in_user(), message_id, request_origin())
     return await _done(change, url_for("admin.mail"), "The message will be sent again now.")
 
 
@@ -178,14 +184,16 @@ async def webhooks() -> str:
     return await render_template(
         "admin/webhooks.html",
         status=status,
-        page=await admin.deliveries_page(get_session(), status, number),
+        page=await admin_queues.deliveries_page(get_session(), status, number),
     )
 
 
 @bp.post("/webhooks/<int:delivery_id>/retry")
 @admin_required
 async def retry_delivery(delivery_id: int) -> Response:
-    change = admin.retry_delivery(get_session(), logged_in_user(), delivery_id, request_origin())
+    change = admin_queues.retry_delivery(
+        get_session(), logged_in_user(), delivery_id, request_origin()
+    )
     return await _done(change, url_for("admin.webhooks"), "The delivery will be sent again now.")
 
 

@@ -1,6 +1,7 @@
-"""The site admin console (decision 0022): people, projects, the mail outbox and webhook
-deliveries, seen and changed by site admins. Every change is one use case that writes its
-ADMIN_* audit row in its own commit; a refusal raises before anything is written."""
+"""The site admin console (decision 0022): its home, and people (deactivation, site admins,
+two-factor reset); projects are in admin_projects, the outbox and deliveries in admin_queues.
+Every change is one use case that writes its ADMIN_* audit row in its own commit; a refusal
+raises before anything is written."""
 
 from __future__ import annotations
 
@@ -16,24 +17,18 @@ from app.db import after_commit, utcnow
 from app.errors import Forbidden, Invalid, NotFound
 from app.models import (
     ApiToken,
-    Attachment,
     AuthSession,
     Issue,
     Membership,
     OutboxMessage,
     Project,
-    Role,
     User,
-    Webhook,
     WebhookDelivery,
 )
 from app.models.outbox import MailStatus
 from app.models.webhook import DeliveryStatus
-from app.outbound.mail.outbox import make_mail_due
 from app.services import api_tokens, audit, login_sessions
 from app.services.accounts import AccountSettings
-from app.services.activity import record_activity
-from app.services.project_webhooks import make_deliveries_due
 from app.services.transaction import use_case
 
 PAGE_SIZE = 50
@@ -66,14 +61,16 @@ def page_number(raw: str | None) -> int:
     return int(raw) if raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0 else 1
 
 
-async def _page(session: AsyncSession, query: Any, number: int) -> tuple[list[Any], bool]:
+async def fetch_page(session: AsyncSession, query: Any, number: int) -> tuple[list[Any], bool]:
+    """Page `number` of the rows of `query` (already ordered), and whether more follow."""
     rows = list(
         (await session.execute(query.offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1))).all()
     )
     return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
 
 
-def _search_text(query: str) -> str:
+def search_text(query: str) -> str:
+    """A search box's text, trimmed and bounded."""
     return query.strip()[:QUERY_MAX]
 
 
@@ -125,7 +122,7 @@ async def console_counts(session: AsyncSession) -> ConsoleCounts:
 async def people_page(session: AsyncSession, query: str = "", number: int = 1) -> Page[User]:
     """Everyone whose address, name or handle contains `query` (any case), by id."""
     statement = select(User).order_by(User.id)
-    if text := _search_text(query):
+    if text := search_text(query):
         statement = statement.where(
             or_(
                 User.email.icontains(text, autoescape=True),
@@ -133,7 +130,7 @@ async def people_page(session: AsyncSession, query: str = "", number: int = 1) -
                 User.handle.icontains(text, autoescape=True),
             )
         )
-    rows, has_next = await _page(session, statement, number)
+    rows, has_next = await fetch_page(session, statement, number)
     return Page([row[0] for row in rows], number, has_next)
 
 
@@ -203,7 +200,7 @@ def _require_admin(actor: User, admins: set[int]) -> None:
         raise Forbidden("You are no longer a site admin.")
 
 
-async def _acting_admin(session: AsyncSession, actor: User) -> None:
+async def require_acting_admin(session: AsyncSession, actor: User) -> None:
     """Refuse an actor who stopped being an active admin since the request began."""
     row = await session.get(User, actor.id, populate_existing=True)
     if row is None or not row.is_admin or row.deactivated_at is not None:
@@ -254,7 +251,7 @@ async def reactivate(
     session: AsyncSession, actor: User, user_id: int, origin: audit.Origin = audit.NO_ORIGIN
 ) -> User:
     """Let a deactivated account sign in again (its old sessions and tokens stay revoked)."""
-    await _acting_admin(session, actor)
+    await require_acting_admin(session, actor)
     user = await _person(session, user_id)
     if user.deactivated_at is None:
         raise Invalid(f"{user.display_name} is active already.")
@@ -312,281 +309,10 @@ async def reset_two_factor(
     session: AsyncSession, actor: User, user_id: int, origin: audit.Origin = audit.NO_ORIGIN
 ) -> User:
     """Remove a person's second factor (they lost their phone), with its audit row."""
-    await _acting_admin(session, actor)
+    await require_acting_admin(session, actor)
     user = await _person(session, user_id)
     await TWO_FACTOR_RESET(session, user.id)
     audit.record(
         session, audit.AuditAction.ADMIN_RESET_TWO_FACTOR, actor=actor, subject=user, origin=origin
     )
     return user
-
-
-# --- Projects ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProjectRow:
-    project: Project
-    owners: list[User]
-    members: int
-    issues: int
-    attachment_bytes: int
-
-
-def _project_sizes() -> tuple[Any, Any, Any]:
-    members = (
-        select(func.count())
-        .select_from(Membership)
-        .where(Membership.project_id == Project.id)
-        .correlate(Project)
-        .scalar_subquery()
-    )
-    issue_count = (
-        select(func.count())
-        .select_from(Issue)
-        .where(Issue.project_id == Project.id)
-        .correlate(Project)
-        .scalar_subquery()
-    )
-    attachment_bytes = (
-        select(func.coalesce(func.sum(Attachment.size), 0))
-        .join(Issue, Issue.id == Attachment.issue_id)
-        .where(Issue.project_id == Project.id)
-        .correlate(Project)
-        .scalar_subquery()
-    )
-    return members, issue_count, attachment_bytes
-
-
-async def _owners(session: AsyncSession, project_ids: list[int]) -> dict[int, list[User]]:
-    owners: dict[int, list[User]] = {project_id: [] for project_id in project_ids}
-    if project_ids:
-        rows = await session.execute(
-            select(Membership.project_id, User)
-            .join(User, User.id == Membership.user_id)
-            .where(Membership.project_id.in_(project_ids), Membership.role == Role.OWNER.value)
-            .order_by(User.display_name)
-        )
-        for project_id, user in rows:
-            owners[project_id].append(user)
-    return owners
-
-
-async def projects_page(
-    session: AsyncSession, query: str = "", number: int = 1
-) -> Page[ProjectRow]:
-    """Every project, private ones too, whose key or name contains `query`, by key, with its
-    owners and sizes."""
-    members, issue_count, attachment_bytes = _project_sizes()
-    statement = select(Project, members, issue_count, attachment_bytes).order_by(Project.key)
-    if text := _search_text(query):
-        statement = statement.where(
-            or_(
-                Project.key.icontains(text, autoescape=True),
-                Project.name.icontains(text, autoescape=True),
-            )
-        )
-    rows, has_next = await _page(session, statement, number)
-    owners = await _owners(session, [row[0].id for row in rows])
-    return Page(
-        [ProjectRow(p, owners[p.id], m or 0, i or 0, int(b or 0)) for p, m, i, b in rows],
-        number,
-        has_next,
-    )
-
-
-async def project_row(session: AsyncSession, project_id: int) -> ProjectRow:
-    members, issue_count, attachment_bytes = _project_sizes()
-    row = (
-        await session.execute(
-            select(Project, members, issue_count, attachment_bytes).where(Project.id == project_id)
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound("No such project.")
-    project, member_count, issues, size = row
-    owners = await _owners(session, [project.id])
-    return ProjectRow(project, owners[project.id], member_count or 0, issues or 0, int(size or 0))
-
-
-async def _user_by_address_or_handle(session: AsyncSession, who: str) -> User | None:
-    who = who.strip().lower().removeprefix("@")
-    if not who:
-        return None
-    return await session.scalar(select(User).where(or_(User.email == who, User.handle == who)))
-
-
-@use_case
-async def transfer_project(
-    session: AsyncSession,
-    actor: User,
-    project_id: int,
-    new_owner: str,
-    origin: audit.Origin = audit.NO_ORIGIN,
-) -> Project:
-    """Make `new_owner` (an address or a handle of an active account) the project's owner.
-    Its owners until now stay on as admins of the project; the project's log records each
-    role change, the audit log the transfer."""
-    await _acting_admin(session, actor)
-    project = await session.scalar(
-        select(Project).where(Project.id == project_id).with_for_update()
-    )
-    if project is None:
-        raise NotFound("No such project.")
-    user = await _user_by_address_or_handle(session, new_owner)
-    if user is None:
-        raise Invalid("No account has that address or handle.", field="owner")
-    if user.deactivated_at is not None:
-        raise Invalid(f"{user.display_name} is deactivated.", field="owner")
-    memberships = {
-        membership.user_id: membership
-        for membership in await session.scalars(
-            select(Membership).where(Membership.project_id == project.id)
-        )
-    }
-    theirs = memberships.get(user.id)
-    if theirs is not None and theirs.role == Role.OWNER.value:
-        raise Invalid(f"{user.display_name} owns this project already.", field="owner")
-    former = sorted(
-        member_id
-        for member_id, membership in memberships.items()
-        if membership.role == Role.OWNER.value
-    )
-    for member_id in former:
-        memberships[member_id].role = Role.ADMIN.value
-        await record_activity(
-            session,
-            project,
-            actor,
-            "member.role_changed",
-            payload={"user_id": member_id, "role": Role.ADMIN.value},
-        )
-    if theirs is None:
-        session.add(Membership(project_id=project.id, user_id=user.id, role=Role.OWNER.value))
-        await record_activity(
-            session,
-            project,
-            actor,
-            "member.added",
-            payload={"user": user.display_name, "role": Role.OWNER.value},
-        )
-    else:
-        theirs.role = Role.OWNER.value
-        await record_activity(
-            session,
-            project,
-            actor,
-            "member.role_changed",
-            payload={"user_id": user.id, "role": Role.OWNER.value},
-        )
-    audit.record(
-        session,
-        audit.AuditAction.ADMIN_TRANSFERRED_PROJECT,
-        actor=actor,
-        subject=user,
-        origin=origin,
-        project=project.key,
-        former_owners=former,
-    )
-    return project
-
-
-# --- Mail outbox and webhook deliveries --------------------------------------------------------
-
-UNDELIVERED = ("pending", "failed")
-
-
-def _statuses(status: str) -> list[str]:
-    return [status] if status in UNDELIVERED else list(UNDELIVERED)
-
-
-async def mail_page(
-    session: AsyncSession, status: str = "", number: int = 1
-) -> Page[OutboxMessage]:
-    """Mail waiting (pending) or given up on (failed), or both, newest first."""
-    statement = (
-        select(OutboxMessage)
-        .where(OutboxMessage.status.in_(_statuses(status)))
-        .order_by(OutboxMessage.id.desc())
-    )
-    rows, has_next = await _page(session, statement, number)
-    return Page([row[0] for row in rows], number, has_next)
-
-
-@dataclass(frozen=True)
-class DeliveryRow:
-    delivery: WebhookDelivery
-    url: str
-    project_key: str
-
-
-async def deliveries_page(
-    session: AsyncSession, status: str = "", number: int = 1
-) -> Page[DeliveryRow]:
-    """Webhook deliveries waiting or given up on, or both, newest first, with their hooks."""
-    statement = (
-        select(WebhookDelivery, Webhook.url, Project.key)
-        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
-        .join(Project, Project.id == Webhook.project_id)
-        .where(WebhookDelivery.status.in_(_statuses(status)))
-        .order_by(WebhookDelivery.id.desc())
-    )
-    rows, has_next = await _page(session, statement, number)
-    return Page([DeliveryRow(*row) for row in rows], number, has_next)
-
-
-NOT_RETRIABLE = "It is sent already, or being sent right now: there is nothing to retry."
-
-
-@use_case
-async def retry_mail(
-    session: AsyncSession, actor: User, message_id: int, origin: audit.Origin = audit.NO_ORIGIN
-) -> OutboxMessage:
-    """Make one pending or failed message due now, with fresh attempts if it had failed; the
-    sender is woken at the commit."""
-    await _acting_admin(session, actor)
-    if await session.get(OutboxMessage, message_id) is None:
-        raise NotFound("No such message.")
-    made_due = await make_mail_due(session, [message_id])
-    if not made_due:
-        raise Invalid(NOT_RETRIABLE)
-    [message] = made_due
-    after_commit.note_mail(session)
-    audit.record(
-        session,
-        audit.AuditAction.ADMIN_RETRIED_MAIL,
-        actor=actor,
-        subject=None,
-        origin=origin,
-        message_id=message.id,
-        to=message.to_address,
-        template=message.template,
-    )
-    return message
-
-
-@use_case
-async def retry_delivery(
-    session: AsyncSession, actor: User, delivery_id: int, origin: audit.Origin = audit.NO_ORIGIN
-) -> WebhookDelivery:
-    """Make one pending or failed webhook delivery due now (the same body and guid), with
-    fresh attempts if it had failed; the sender is woken at the commit."""
-    await _acting_admin(session, actor)
-    if await session.get(WebhookDelivery, delivery_id) is None:
-        raise NotFound("No such delivery.")
-    made_due = await make_deliveries_due(session, [delivery_id])
-    if not made_due:
-        raise Invalid(NOT_RETRIABLE)
-    [delivery] = made_due
-    after_commit.note_deliveries(session)
-    audit.record(
-        session,
-        audit.AuditAction.ADMIN_RETRIED_WEBHOOK,
-        actor=actor,
-        subject=None,
-        origin=origin,
-        delivery_id=delivery.id,
-        webhook_id=delivery.webhook_id,
-        event=delivery.event,
-    )
-    return delivery

@@ -27,7 +27,7 @@ from app.models import (
 from app.models.outbox import MailStatus
 from app.models.webhook import DeliveryStatus
 from app.outbound.mail.outbox import enqueue_mail
-from app.services import admin, api_tokens, audit, login_sessions
+from app.services import admin, admin_projects, admin_queues, api_tokens, audit, login_sessions
 from app.services.accounts import AccountSettings
 from tests.factories import add_member, make_issue, make_project, make_user
 from tests.mailcatcher import MailCatcher
@@ -301,7 +301,7 @@ async def test_projects_list_shows_private_ones_with_owners_and_sizes(
     await make_issue(session, ann, project)
     await make_issue(session, ann, project)
     await make_project(session, bob, key="OTHER", is_public=True)
-    page = await admin.projects_page(session)
+    page = await admin_projects.projects_page(session)
     rows = {row.project.key: row for row in page.rows}
     assert set(rows) == {"SECRET", "OTHER"}
     secret = rows["SECRET"]
@@ -311,9 +311,9 @@ async def test_projects_list_shows_private_ones_with_owners_and_sizes(
         2,
     )
     assert secret.attachment_bytes == 0
-    assert [row.project.key for row in (await admin.projects_page(session, "sec")).rows] == [
-        "SECRET"
-    ]
+    assert [
+        row.project.key for row in (await admin_projects.projects_page(session, "sec")).rows
+    ] == ["SECRET"]
     counts = await admin.console_counts(session)
     assert (counts.people, counts.projects, counts.issues) == (2, 2, 2)
 
@@ -328,7 +328,7 @@ async def test_transfer_makes_the_new_owner_owner_and_keeps_the_old_as_admin(
     ann = await make_user(session, email="ann@example.com")
     carl = await make_user(session, email="carl@example.com")
     project = await make_project(session, ann, key="WEB")
-    await admin.transfer_project(session, root, project.id, "Carl@Example.com", ORIGIN)
+    await admin_projects.transfer_project(session, root, project.id, "Carl@Example.com", ORIGIN)
 
     roles = {m.user_id: m.role for m in await rows_of(session, Membership)}
     assert roles == {ann.id: "admin", carl.id: "owner"}
@@ -348,7 +348,7 @@ async def test_transfer_to_a_member_by_handle_changes_their_role(session: AsyncS
     bob = await make_user(session, email="bob@example.com")
     project = await make_project(session, ann, key="WEB")
     await add_member(session, project, bob)
-    await admin.transfer_project(session, root, project.id, "@" + bob.handle)
+    await admin_projects.transfer_project(session, root, project.id, "@" + bob.handle)
     roles = {m.user_id: m.role for m in await rows_of(session, Membership)}
     assert roles == {ann.id: "admin", bob.id: "owner"}
 
@@ -363,7 +363,7 @@ async def test_a_refused_transfer_writes_nothing(session: AsyncSession, who: str
     before = (await rows_of(session, Activity), await actions(session))
     target = {"deactivated": "dee@example.com", "owner": "ann@example.com"}.get(who, who)
     with pytest.raises(Invalid) as refused:
-        await admin.transfer_project(session, root, project.id, target)
+        await admin_projects.transfer_project(session, root, project.id, target)
     assert refused.value.field == "owner"
     assert (len(await rows_of(session, Activity)), await actions(session)) == (
         len(before[0]),
@@ -371,7 +371,7 @@ async def test_a_refused_transfer_writes_nothing(session: AsyncSession, who: str
     )
     assert {m.user_id: m.role for m in await rows_of(session, Membership)} == {ann.id: "owner"}
     with pytest.raises(NotFound):
-        await admin.transfer_project(session, root, 999_999, "ann@example.com")
+        await admin_projects.transfer_project(session, root, 999_999, "ann@example.com")
 
 
 # --- Retries -----------------------------------------------------------------------------------
@@ -394,7 +394,7 @@ async def test_retrying_failed_mail_sends_it_now_with_its_audit_row(
     message.status, message.attempts, message.last_error = MailStatus.FAILED.value, 8, "550 no"
     await session.commit()
 
-    await admin.retry_mail(session, root, message.id, ORIGIN)
+    await admin_queues.retry_mail(session, root, message.id, ORIGIN)
     [row] = await rows_of(session, OutboxMessage)
     assert (row.status, row.attempts, row.next_attempt_at <= utcnow()) == ("pending", 0, True)
     assert (await actions(session))[-1] == "admin.mail_retried"
@@ -404,9 +404,9 @@ async def test_retrying_failed_mail_sends_it_now_with_its_audit_row(
     # Sent now: a retry has nothing to do, and says so without writing anything.
     before = await actions(session)
     with pytest.raises(Invalid, match="nothing to retry"):
-        await admin.retry_mail(session, root, message.id)
+        await admin_queues.retry_mail(session, root, message.id)
     with pytest.raises(NotFound):
-        await admin.retry_mail(session, root, 999_999)
+        await admin_queues.retry_mail(session, root, 999_999)
     assert await actions(session) == before
 
 
@@ -428,11 +428,11 @@ async def test_retrying_a_failed_webhook_delivery_makes_it_due_now(session: Asyn
     )
     session.add(delivery)
     await session.commit()
-    page = await admin.deliveries_page(session, "failed")
+    page = await admin_queues.deliveries_page(session, "failed")
     assert [(row.delivery.id, row.project_key) for row in page.rows] == [(delivery.id, "WEB")]
-    assert (await admin.deliveries_page(session, "pending")).rows == []
+    assert (await admin_queues.deliveries_page(session, "pending")).rows == []
 
-    await admin.retry_delivery(session, root, delivery.id, ORIGIN)
+    await admin_queues.retry_delivery(session, root, delivery.id, ORIGIN)
     [row] = await rows_of(session, WebhookDelivery)
     assert (row.status, row.attempts, row.guid) == ("pending", 0, delivery.guid)
     events = [e for e in await rows_of(session, AuditEvent) if e.action.startswith("admin.")]
@@ -444,4 +444,4 @@ async def test_retrying_a_failed_webhook_delivery_makes_it_due_now(session: Asyn
     row.status = DeliveryStatus.DELIVERED.value
     await session.commit()
     with pytest.raises(Invalid):
-        await admin.retry_delivery(session, root, delivery.id)
+        await admin_queues.retry_delivery(session, root, delivery.id)
