@@ -26,6 +26,9 @@ from app.services import admin, admin_projects, admin_queues
 from app.web.checks import settings_problems
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+# Ids past their columns' range are no such row (a 404), not a database error.
+ID = "int(max=2147483647)"
+BIG_ID = "int(max=9223372036854775807)"  # deliveries are numbered in a 64-bit column
 
 T = TypeVar("T")
 
@@ -71,7 +74,7 @@ async def people() -> str:
     )
 
 
-@bp.get("/people/<int:user_id>")
+@bp.get(f"/people/<{ID}:user_id>")
 @admin_required
 async def person(user_id: int) -> str:
     details = await admin.person_details(get_session(), account_settings(), user_id)
@@ -83,21 +86,21 @@ async def _on_person(change: Awaitable[T], user_id: int, success: str) -> Respon
     return await _done(change, back, success, missing=url_for("admin.people"))
 
 
-@bp.post("/people/<int:user_id>/deactivate")
+@bp.post(f"/people/<{ID}:user_id>/deactivate")
 @admin_required
 async def deactivate(user_id: int) -> Response:
     change = admin.deactivate(get_session(), logged_in_user(), user_id, request_origin())
     return await _on_person(change, user_id, "Deactivated: their sessions and tokens are ended.")
 
 
-@bp.post("/people/<int:user_id>/reactivate")
+@bp.post(f"/people/<{ID}:user_id>/reactivate")
 @admin_required
 async def reactivate(user_id: int) -> Response:
     change = admin.reactivate(get_session(), logged_in_user(), user_id, request_origin())
     return await _on_person(change, user_id, "Reactivated: they can log in again.")
 
 
-@bp.post("/people/<int:user_id>/admin")
+@bp.post(f"/people/<{ID}:user_id>/admin")
 @admin_required
 async def set_admin(user_id: int) -> Response:
     make_admin = (await request.form).get("admin") == "1"
@@ -106,7 +109,7 @@ async def set_admin(user_id: int) -> Response:
     return await _on_person(change, user_id, success)
 
 
-@bp.post("/people/<int:user_id>/two-factor/reset")
+@bp.post(f"/people/<{ID}:user_id>/two-factor/reset")
 @admin_required
 async def reset_two_factor(user_id: int) -> Response:
     change = admin.reset_two_factor(get_session(), logged_in_user(), user_id, request_origin())
@@ -129,14 +132,14 @@ async def projects() -> str:
     )
 
 
-@bp.get("/projects/<int:project_id>")
+@bp.get(f"/projects/<{ID}:project_id>")
 @admin_required
 async def project(project_id: int) -> str:
     row = await admin_projects.project_row(get_session(), project_id)
     return await render_template("admin/project.html", row=row)
 
 
-@bp.post("/projects/<int:project_id>/transfer")
+@bp.post(f"/projects/<{ID}:project_id>/transfer")
 @admin_required
 async def transfer(project_id: int) -> Response:
     new_owner = (await request.form).get("owner", "")
@@ -170,7 +173,7 @@ async def mail() -> str:
     )
 
 
-@bp.post("/mail/<int:message_id>/retry")
+@bp.post(f"/mail/<{ID}:message_id>/retry")
 @admin_required
 async def retry_mail(message_id: int) -> Response:
     change = admin_queues.retry_mail(get_session(), logged_in_user(), message_id, request_origin())
@@ -188,7 +191,7 @@ async def webhooks() -> str:
     )
 
 
-@bp.post("/webhooks/<int:delivery_id>/retry")
+@bp.post(f"/webhooks/<{BIG_ID}:delivery_id>/retry")
 @admin_required
 async def retry_delivery(delivery_id: int) -> Response:
     change = admin_queues.retry_delivery(

@@ -51,7 +51,7 @@ def admin_paths(app: Quart) -> list[tuple[str, str]]:
     found = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("admin."):
-            path = re.sub(r"<int:[a-z_]+>", "1", rule.rule)
+            path = re.sub(r"<int(\([^)]*\))?:[a-z_]+>", "1", rule.rule)
             for method in sorted((rule.methods or set()) & {"GET", "POST"}):
                 found.append((method, path))
     return found
@@ -185,6 +185,8 @@ async def test_people_search_person_page_and_making_an_admin(app: Quart) -> None
     page = await text_of(await root.get(f"/admin/people/{bob.id}"))
     assert "data-sessions>1<" in page and "data-tokens>0<" in page
     assert (await root.get("/admin/people/999999")).status_code == 404
+    assert (await root.get("/admin/people/99999999999999")).status_code == 404
+    assert (await root.get("/admin/projects/99999999999999")).status_code == 404
     made = await flashed_after(
         root, await submit(root, f"/admin/people/{bob.id}/admin", {"admin": "1"})
     )
