@@ -31,10 +31,6 @@ class User(Base):
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     @property
-    def is_active(self) -> bool:
-        return self.deactivated_at is None
-
-    @property
     def initials(self) -> str:
         return initials_of(self.display_name, self.email)
 
