@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from app.models import User
 from app.services import projects
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, screenshot_path
 from tests.e2e.test_board import open_page
 from tests.e2e.test_tracker import log_in, make_account
 
@@ -56,6 +56,7 @@ async def test_an_admin_deactivates_a_person_whose_open_page_is_then_refused(
     await admin_page.get_by_role("button", name="Deactivate").click()
     await expect(admin_page.locator(".flash")).to_contain_text("Deactivated")
     await expect(admin_page.locator("[data-state]")).to_contain_text("Deactivated since")
+    await admin_page.screenshot(path=screenshot_path("admin-person-deactivated"), full_page=True)
 
     # The open board's stream ends at once (the periodic check is 30 s away)...
     await expect(bob_page.locator("#live[data-state='closed']")).to_be_attached(timeout=3000)
