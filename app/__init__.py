@@ -16,6 +16,7 @@ from quart import Quart
 from app import api, db
 from app.blueprints import (
     account,
+    admin,
     attachments,
     audit_log,
     auth,
@@ -98,6 +99,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         security_log.bp,
         audit_log.bp,
         passkeys.bp,
+        admin.bp,
     ):
         app.register_blueprint(blueprint)
     single_sign_on.init_app(app)
@@ -192,6 +194,9 @@ def _connect_live(app: Quart, database: Database) -> None:
     )
     app.extensions["broker"] = broker
     _while_serving(app, broker.start_rechecks, broker.close)
+    # This worker's streams of a deactivated user end at its commit; on PostgreSQL the other
+    # workers hear it from the listener (services.admin NOTIFYs in the same commit).
+    database.after_commit.account_closed.append(broker.close_streams_of)
 
     if database.backend == "postgresql":
         listener = PostgresListener(database.url, broker)

@@ -116,8 +116,8 @@ def check_command(config_name: str | None) -> None:
 
     Loaded without the app (a quart.commands entry point), so it runs when the app itself
     would refuse to start."""
-    from app.commands.checks import check
     from app.config import DevelopmentConfig, config
+    from app.web.checks import check
 
     name = config_name or os.environ.get("ISSUES_CONFIG") or "default"
     if config.get(name) is DevelopmentConfig:

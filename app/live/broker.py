@@ -304,6 +304,18 @@ class Broker:
                 if subscriber.auth_session_id not in allowed:
                     subscriber.close()
 
+    def close_streams_of(self, user_id: int) -> int:
+        """End every stream of this user in this worker at once (their account was closed:
+        the periodic check would end them too, up to SSE_RECHECK_SECONDS later). Returns how
+        many; cheap enough for a rare admin action, a pass over this worker's streams."""
+        closed = 0
+        for feed in list(self.feeds.values()):
+            for subscriber in list(feed.subscribers):
+                if subscriber.user_id == user_id:
+                    subscriber.close()
+                    closed += 1
+        return closed
+
     async def close(self) -> None:
         self.presence.close()
         if self._rechecking is not None:

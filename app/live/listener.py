@@ -10,11 +10,14 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.live.broker import Broker
+from app.services import admin
 
 log = logging.getLogger("issues.live")
 
 CHANNEL = "issues_activity"
 PRESENCE_CHANNEL = "issues_presence"
+# A user id whose account was closed (services.admin sends it in its commit): end their streams.
+ACCOUNTS_CHANNEL = admin.ACCOUNTS_CHANNEL
 HEARTBEAT_SECONDS = 10.0
 RECONNECT_SECONDS = 1.0
 
@@ -66,6 +69,10 @@ class PostgresListener:
     def _on_presence(self, connection: object, pid: int, channel: str, payload: str) -> None:
         self.broker.presence.heard(payload)
 
+    def _on_account_closed(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        if payload.isdigit():
+            self.broker.close_streams_of(int(payload))
+
     def _on_notify(self, connection: object, pid: int, channel: str, payload: str) -> None:
         project_id, _, _ = payload.partition(":")
         if project_id.isdigit():
@@ -83,6 +90,7 @@ class PostgresListener:
                 connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._on_notify)
                 await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
+                await connection.add_listener(ACCOUNTS_CHANNEL, self._on_account_closed)
                 self._connection = connection
                 self.connected.set()
                 # Whatever was committed while we were away is in the log: catch up.

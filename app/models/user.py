@@ -27,6 +27,8 @@ class User(Base):
     # Mail about watched issues (assigned, commented on, status changed); the user can turn it off.
     notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by a site admin: every door (cookie, token, stream, sign-in) refuses the account.
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     @property
     def initials(self) -> str:

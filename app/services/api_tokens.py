@@ -110,7 +110,7 @@ async def active_tokens(session: AsyncSession, user_id: int) -> list[ApiToken]:
 
 async def resolve_token(session: AsyncSession, secret: str) -> tuple[ApiToken, User] | None:
     """The live token and its user for a Bearer secret, or None when it is unknown, revoked or
-    expired. Notes the use, at most once a minute."""
+    expired, or its owner deactivated. Notes the use, at most once a minute."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     row = (
@@ -124,7 +124,7 @@ async def resolve_token(session: AsyncSession, secret: str) -> tuple[ApiToken, U
         return None
     token, user = row
     now = utcnow()
-    if not _is_live(token, now):
+    if not _is_live(token, now) or user.deactivated_at is not None:
         return None
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_INTERVAL:
         await _note_use(session, token.id, now)

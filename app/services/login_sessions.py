@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.errors import Invalid, TooManyRequests
+from app.errors import Forbidden, Invalid, TooManyRequests
 from app.models import AuthSession, LoginThrottle, User
 from app.security import new_token, token_digest
 from app.services import access, audit, rate_limits
@@ -25,6 +25,14 @@ LONGEST_LOGIN_DELAY = timedelta(minutes=15)
 # last_seen_at is written at most this often, so that reading a page is not a write.
 SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
 WRONG_CREDENTIALS = "Wrong email or password."
+ACCOUNT_DEACTIVATED = "This account is deactivated. Ask an admin."
+
+
+def refuse_deactivated(user: User) -> None:
+    """Raise Forbidden for an account a site admin deactivated: the one check every way of
+    signing in passes (start_session), and the password form before it."""
+    if user.deactivated_at is not None:
+        raise Forbidden(ACCOUNT_DEACTIVATED)
 
 
 def _login_delay(throttle: LoginThrottle | None) -> timedelta:
@@ -82,6 +90,9 @@ async def log_in(
         raise Invalid(WRONG_CREDENTIALS)
     assert user is not None
     await _record_login_success(session, settings, user, password)
+    if user.deactivated_at is not None:
+        # Said only to the one who knows the password: to others it is a wrong password.
+        raise Invalid(ACCOUNT_DEACTIVATED)
     return user
 
 
@@ -187,7 +198,8 @@ async def start_session(
 ) -> str:
     """Open a login session and return its secret for the cookie (a new one at every login).
     The audit log records the sign-in and how it was made ("password", "totp", "passkey", ...)
-    in the same commit."""
+    in the same commit. Raises Forbidden for a deactivated account, whichever way it came."""
+    refuse_deactivated(user)
     secret = new_token()
     lifetime = settings.remember_max if remember else settings.session_max
     session.add(
@@ -206,11 +218,16 @@ async def start_session(
     return secret
 
 
-def _is_live(auth_session: AuthSession, settings: AccountSettings, now: datetime) -> bool:
-    """Not revoked, within its absolute lifetime, and used within its idle lifetime."""
+def _is_live(
+    auth_session: AuthSession, settings: AccountSettings, now: datetime, user: User | None = None
+) -> bool:
+    """Not revoked, within its absolute lifetime, and used within its idle lifetime; and its
+    `user`, when given, not deactivated (deactivation revokes the sessions too: this holds
+    even for a row that a concurrent login wrote as the admin committed)."""
     idle_limit = settings.remember_idle if auth_session.remember else settings.session_idle
     return (
-        auth_session.revoked_at is None
+        (user is None or user.deactivated_at is None)
+        and auth_session.revoked_at is None
         and auth_session.expires_at > now
         and auth_session.last_seen_at + idle_limit > now
     )
@@ -234,7 +251,7 @@ async def resume_session(
         return None
     auth_session, user = row
     now = utcnow()
-    if not _is_live(auth_session, settings, now):
+    if not _is_live(auth_session, settings, now, user):
         return None
     if now - auth_session.last_seen_at > SESSION_TOUCH_INTERVAL:
         await _touch_session(session, auth_session.id, now)
@@ -322,7 +339,7 @@ async def live_sessions(
             .where(AuthSession.id.in_(wanted[start : start + 500]))
         )
         for auth_session, user in rows:
-            if _is_live(auth_session, settings, now):
+            if _is_live(auth_session, settings, now, user):
                 live[auth_session.id] = user
     return live
 
@@ -342,7 +359,7 @@ async def session_still_valid(
     if row is None:
         return None
     auth_session, user = row
-    return user if _is_live(auth_session, settings, utcnow()) else None
+    return user if _is_live(auth_session, settings, utcnow(), user) else None
 
 
 async def sessions_still_reading(

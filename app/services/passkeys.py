@@ -194,6 +194,12 @@ async def has_passkeys(session: AsyncSession, user_id: int) -> bool:
     return bool(count)
 
 
+async def remove_all(session: AsyncSession, user_id: int) -> None:
+    """Remove every passkey of the user, in the caller's transaction (a reset of their second
+    factors, which writes its own audit row)."""
+    await session.execute(delete(Passkey).where(Passkey.user_id == user_id))
+
+
 @use_case
 async def registration_options(
     session: AsyncSession, relying_party: RelyingParty, user: User, *, name: str
@@ -383,9 +389,9 @@ async def second_factor_options(
 
 
 def may_sign_in(user: User) -> bool:
-    """Whether this account may start a session at all. Every account may today; the admin
-    console's deactivation adds its check here."""
-    return user.id is not None
+    """Whether this account may start a session at all: not while an admin has deactivated it
+    (start_session refuses it too; asking here gives the passkey's JSON answer its reason)."""
+    return user.deactivated_at is None
 
 
 async def sign_in(

@@ -264,6 +264,14 @@ async def pending_deliveries(session: AsyncSession, *, limit: int = 200) -> list
 async def retry_failed(session: AsyncSession, ids: list[int] | None = None) -> int:
     """Make failed deliveries (all, or those of `ids`) pending again with fresh attempts, due
     now; pending ones named in `ids` become due now. Commits; returns how many."""
+    return len(await make_deliveries_due(session, ids))
+
+
+async def make_deliveries_due(
+    session: AsyncSession, ids: list[int] | None = None
+) -> list[WebhookDelivery]:
+    """What retry_failed changes, in the caller's transaction (the admin console's use case
+    adds its audit row to it): the deliveries made due now."""
     now = utcnow()
     query = select(WebhookDelivery).where(
         WebhookDelivery.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.FAILED.value]),
@@ -280,7 +288,7 @@ async def retry_failed(session: AsyncSession, ids: list[int] | None = None) -> i
         if delivery.status == DeliveryStatus.FAILED.value:
             delivery.status, delivery.attempts = DeliveryStatus.PENDING.value, 0
         delivery.next_attempt_at, delivery.claimed_until = now, None
-    return len(deliveries)
+    return deliveries
 
 
 def describe_delivery(delivery: WebhookDelivery) -> str:

@@ -502,10 +502,12 @@ async def _disable(
 
 
 async def reset(session: AsyncSession, user_id: int) -> None:
-    """Remove the account's TOTP credential and recovery codes, in the caller's transaction
-    (not a use case: the admin console calls it inside its own, which writes the audit row)."""
+    """Remove every second factor of the account (its TOTP credential, recovery codes and
+    passkeys: the lost phone may hold them all), in the caller's transaction (not a use case:
+    the admin console and the command call it inside their own, which write the audit row)."""
     await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
     await session.execute(delete(TotpCredential).where(TotpCredential.user_id == user_id))
+    await passkeys.remove_all(session, user_id)
 
 
 @use_case

@@ -152,6 +152,29 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "attachments.delete": ("author", "POST", "/attachments/{attachment}/delete", {}),
     # After the rename: the owner (probed last) removes it.
     "passkeys.remove": ("saver", "POST", "/account/passkeys/{passkey}/remove", {}),
+    # The site admin console: no visitor here is a site admin (the project's "admin" is a
+    # project role), so every one of them, anonymous too, gets its 404. tests/blueprints/
+    # test_admin.py probes the same URLs as a site admin.
+    "admin.home": ("site_admin", "GET", "/admin", {}),
+    "admin.people": ("site_admin", "GET", "/admin/people", {}),
+    "admin.person": ("site_admin", "GET", "/admin/people/{bystander}", {}),
+    "admin.deactivate": ("site_admin", "POST", "/admin/people/{bystander}/deactivate", {}),
+    "admin.reactivate": ("site_admin", "POST", "/admin/people/{bystander}/reactivate", {}),
+    "admin.set_admin": ("site_admin", "POST", "/admin/people/{bystander}/admin", {"admin": "1"}),
+    "admin.reset_two_factor": (
+        "site_admin",
+        "POST",
+        "/admin/people/{bystander}/two-factor/reset",
+        {},
+    ),
+    "admin.projects": ("site_admin", "GET", "/admin/projects", {}),
+    "admin.project": ("site_admin", "GET", "/admin/projects/1", {}),
+    "admin.transfer": ("site_admin", "POST", "/admin/projects/1/transfer", {"owner": ""}),
+    "admin.mail": ("site_admin", "GET", "/admin/mail", {}),
+    "admin.retry_mail": ("site_admin", "POST", "/admin/mail/1/retry", {}),
+    "admin.webhooks": ("site_admin", "GET", "/admin/webhooks", {}),
+    "admin.retry_delivery": ("site_admin", "POST", "/admin/webhooks/{delivery}/retry", {}),
+    "admin.configuration": ("site_admin", "GET", "/admin/configuration", {}),
     # Last: it ends the visitor's session.
     "auth.logout": ("anyone", "POST", "/auth/logout", {}),
 }

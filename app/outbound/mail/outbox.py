@@ -195,6 +195,15 @@ async def retry_mail(session: AsyncSession, ids: list[int] | None = None) -> int
     """Make failed messages (all of them, or those of `ids`) pending again with fresh attempts,
     due now; pending ones named in `ids` become due now. Commits; returns how many."""
     await begin_writing(session)
+    messages = await make_mail_due(session, ids)
+    # Any worker's sender picks them up at its next poll.
+    await session.commit()
+    return len(messages)
+
+
+async def make_mail_due(session: AsyncSession, ids: list[int] | None = None) -> list[OutboxMessage]:
+    """What retry_mail changes, in the caller's transaction (the admin console's use case adds
+    its audit row to it): the messages made due now."""
     query = select(OutboxMessage).where(
         OutboxMessage.status.in_([MailStatus.PENDING.value, MailStatus.FAILED.value])
     )
@@ -213,6 +222,4 @@ async def retry_mail(session: AsyncSession, ids: list[int] | None = None) -> int
         if message.status == MailStatus.FAILED.value:
             message.status, message.attempts = MailStatus.PENDING.value, 0
         message.next_attempt_at, message.claimed_until = now, None
-    # Any worker's sender picks them up at its next poll.
-    await session.commit()
-    return len(messages)
+    return messages

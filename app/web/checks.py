@@ -1,5 +1,6 @@
-"""What `quart --app app check` reports: each missing or unsafe setting of a configuration,
-read as the app would read it, and whether its database is reachable and migrated."""
+"""What `quart --app app check` reports, and the admin console's configuration page shows: each
+missing or unsafe setting of a configuration, and whether its database is reachable and
+migrated. (Here below the blueprints and commands, so that both can use it.)"""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +39,7 @@ def read_settings(config_name: str) -> dict[str, Any]:
     return settings
 
 
-def configuration_problems(config_name: str, settings: dict[str, Any]) -> list[Problem]:
+def configuration_problems(config_name: str, settings: Mapping[str, Any]) -> list[Problem]:
     production = issubclass(config[config_name], ProductionConfig)
     problems: list[Problem] = []
 
@@ -128,7 +130,8 @@ async def database_problems(database_url: str) -> list[Problem]:
         # A local file, read with the standard library: a command that ends at once leaves no
         # aiosqlite thread behind to call into its closed loop (a traceback on a loaded host).
         try:
-            state = SchemaState(_sqlite_heads(database_url), code_heads())
+            heads = await asyncio.to_thread(_sqlite_heads, database_url)
+            state = SchemaState(heads, code_heads())
         except sqlite3.Error as error:
             return [Problem("DATABASE_URL", f"the database does not answer: {error}")]
     else:
@@ -161,6 +164,17 @@ def _sqlite_heads(database_url: str) -> tuple[str, ...]:
     return tuple(sorted(row[0] for row in rows))
 
 
+async def settings_problems(config_name: str, settings: Mapping[str, Any]) -> list[Problem]:
+    """The problems of these settings, the database's included when they name one: what the
+    command prints for the environment, and the admin console shows for the running app."""
+    problems = configuration_problems(config_name, settings)
+    url = settings.get("DATABASE_URL")
+    in_memory = url in ("sqlite://", "sqlite+aiosqlite://") or ":memory:" in (url or "")
+    if url and not in_memory:
+        problems += await database_problems(_normalise(url))
+    return problems
+
+
 def check(config_name: str | None = None) -> tuple[str, list[Problem]]:
     """The configuration's name and its problems, the database's included when it has one."""
     config_name = config_name or os.environ.get("ISSUES_CONFIG") or "default"
@@ -170,9 +184,4 @@ def check(config_name: str | None = None) -> tuple[str, list[Problem]]:
         settings = read_settings(config_name)
     except ConfigurationError as error:
         return config_name, [Problem("environment", str(error))]
-    problems = configuration_problems(config_name, settings)
-    url = settings.get("DATABASE_URL")
-    in_memory = url in ("sqlite://", "sqlite+aiosqlite://") or ":memory:" in (url or "")
-    if url and not in_memory:
-        problems += asyncio.run(database_problems(_normalise(url)))
-    return config_name, problems
+    return config_name, asyncio.run(settings_problems(config_name, settings))
