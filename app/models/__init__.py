@@ -6,6 +6,7 @@ from app.models.api_token import ApiToken, TokenScope
 from app.models.attachment import Attachment
 from app.models.audit import AuditEvent
 from app.models.feed import FeedKey
+from app.models.import_job import ImportJob, ImportKind, ImportStatus
 from app.models.issue import (
     Comment,
     Issue,
@@ -41,6 +42,9 @@ __all__ = [
     "Comment",
     "DeliveryStatus",
     "FeedKey",
+    "ImportJob",
+    "ImportKind",
+    "ImportStatus",
     "Issue",
     "IssueLabel",
     "IssueRelation",
