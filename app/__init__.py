@@ -24,6 +24,7 @@ from app.blueprints import (
     feeds,
     finding,
     guards,
+    imports,
     issues,
     layout,
     main,
@@ -41,6 +42,7 @@ from app.outbound.mail import mail_sender_from_config
 from app.outbound.webhooks import webhook_sender_from_config
 from app.services import login_sessions, notifications
 from app.services.accounts import AccountSettings
+from app.services.importing import ImportRunner
 from app.storage import storage_from_config
 from app.storage.remover import FileRemover
 from app.web import forwarded, health, logs, metrics
@@ -74,6 +76,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
     _connect_webhooks(app, database)
     _connect_live(app, database)
     _connect_attachments(app, database)
+    _connect_imports(app, database)
 
     guards.init_app(app)
     page_cache.init_app(app)
@@ -90,6 +93,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         feeds.bp,
         project_webhooks.bp,
         relations.bp,
+        imports.bp,
     ):
         app.register_blueprint(blueprint)
     attachments.init_app(app)
@@ -156,6 +160,19 @@ def _connect_attachments(app: Quart, database: Database) -> None:
     app.extensions["attachment_storage"] = storage
     app.extensions["attachment_remover"] = remover
     _while_serving(app, lambda: None, remover.drain)
+
+
+def _connect_imports(app: Quart, database: Database) -> None:
+    """The import runner (decision 0029): woken by the route that queues a job, polling for
+    the jobs other workers queued or left behind."""
+    runner = ImportRunner(
+        database.sessionmaker,
+        poll_seconds=app.config["IMPORT_POLL_SECONDS"],
+        lease_seconds=app.config["IMPORT_LEASE_SECONDS"],
+    )
+    app.extensions["import_runner"] = runner
+    if app.config["IMPORT_RUN_IN_BACKGROUND"]:
+        _while_serving(app, runner.start, runner.stop)
 
 
 def _connect_live(app: Quart, database: Database) -> None:
