@@ -170,6 +170,20 @@ async def test_two_runners_at_once_run_a_job_once(app: Quart, client: Any) -> No
     assert numbers == [1, 2, 3, 4, 5, 6]
 
 
+async def test_racing_claims_hand_a_job_to_one_runner(app: Quart, client: Any) -> None:
+    [owner] = await people(app, "owner@example.com")
+    async with app.extensions["database"].sessionmaker() as session:
+        await make_project(session, owner, key="WEB")
+    await log_in(client, "owner@example.com")
+    maker = app.extensions["database"].sessionmaker
+    runners = [ImportRunner(maker, poll_seconds=1, lease_seconds=60) for _ in range(4)]
+    for _ in range(3):
+        await upload(client, "WEB", CSV.encode(), "export.csv", "jira")
+        claims = await asyncio.gather(*(runner.claim() for runner in runners))
+        won = [claim for claim in claims if claim is not None]
+        assert len(won) == 1 and won[0].attempt == 1
+
+
 async def test_a_job_whose_lease_ran_out_is_claimed_again_and_a_live_one_is_not(
     app: Quart, client: Any
 ) -> None:
