@@ -59,11 +59,3 @@ class ImportJob(Base):
     @property
     def is_finished(self) -> bool:
         return self.status in (ImportStatus.DONE, ImportStatus.FAILED)
-
-    @property
-    def percent(self) -> int:
-        return (
-            100
-            if self.status == ImportStatus.DONE
-            else (100 * self.processed // self.total if self.total else 0)
-        )

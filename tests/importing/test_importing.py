@@ -96,7 +96,8 @@ async def test_a_github_export_is_imported_in_order_with_its_references_rewritte
 
     assert summary["imported"] == 3 and summary["first_key"] == "WEB-2"
     assert summary["skipped"] == [
-        {"where": "issues.json record 4 (#7)", "reason": "a pull request, not an issue"}
+        {"where": "issues.json record 4 (#7)", "reason": "a pull request, not an issue"},
+        {"where": "comments.json record 2", "reason": "a comment on pull request #7"},
     ]
     rows = list(
         await session.scalars(

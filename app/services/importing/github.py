@@ -235,11 +235,13 @@ def read_github(path: Path) -> ImportData:
             issue = by_number.get(number)
             if issue is not None:
                 issue.comments.append(comment)
-            elif number not in seen:
+            else:
                 data.skipped.append(
                     Skipped(
                         f"comments.json record {index}",
-                        f"its issue #{number} is not in issues.json",
+                        f"a comment on pull request #{number}"
+                        if number in seen
+                        else f"its issue #{number} is not in issues.json",
                     )
                 )
         for issue in data.issues:
