@@ -22,7 +22,7 @@ from app.models import (
     User,
     WorkflowStatus,
 )
-from app.services import importing, login_sessions, search
+from app.services import importing, login_sessions, projects, search
 from app.services.importing.records import ImportRefused
 from app.services.importing.writer import write_import
 from app.services.transaction import use_case
@@ -391,11 +391,14 @@ async def test_a_placeholder_cannot_log_in(session: AsyncSession, tmp_path: Path
     placeholder = await session.scalar(select(User).where(User.is_placeholder))
     assert placeholder.email == "carol@placeholder.invalid" and not placeholder.notify_by_email
     assert placeholder.password_hash is None
+    email = placeholder.email
+    with pytest.raises(Invalid, match="No account uses that address"):
+        await projects.add_member(session, owner, project.id, email=email, role="member")
     for password in ("", "anything at all"):
         with pytest.raises(Invalid):
             await login_sessions.log_in(
                 session,
                 app.extensions["account_settings"],
-                email=placeholder.email,
+                email=email,
                 password=password,
             )
