@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,17 +23,15 @@ from app.models import (
     Issue,
     IssueLabel,
     IssueSearch,
-    Label,
-    Milestone,
     Project,
     StatusCategory,
     User,
-    WorkflowStatus,
 )
 from app.models.issue import POSITION_STEP
 from app.services.activity import NOTIFY_CHANNEL
+from app.services.importing.parts import labels_for, milestones_for, workflow_for
 from app.services.importing.people import resolve_people
-from app.services.importing.records import ImportData, ImportRefused, MilestoneRecord
+from app.services.importing.records import ImportData, ImportRefused
 from app.services.search.documents import DOCUMENT_MAX_BYTES
 from app.services.text import DESCRIPTION_MAX, storable
 
@@ -44,123 +41,6 @@ Progress = Callable[[int], Awaitable[None]]
 
 # "#12", but not "&#12;", "a#12" or "issues/#12"; GitHub's own reference shape.
 _REFERENCE = re.compile(r"(?<![\w&/#])#([0-9]{1,9})\b")
-
-
-def guess_category(name: str) -> StatusCategory:
-    """A new status's category from its name, as Jira's usual ones mean."""
-    lowered = name.lower()
-    if any(word in lowered for word in ("done", "closed", "resolved", "complete", "fixed")):
-        return StatusCategory.DONE
-    if any(word in lowered for word in ("progress", "review", "testing", "doing")):
-        return StatusCategory.IN_PROGRESS
-    return StatusCategory.TODO
-
-
-@dataclass
-class _Workflow:
-    statuses: list[WorkflowStatus]
-    added: list[str] = field(default_factory=list)
-
-    def first_of(self, category: StatusCategory) -> WorkflowStatus | None:
-        return next((s for s in self.statuses if s.category == category), None)
-
-    def named(self, name: str) -> WorkflowStatus | None:
-        return next((s for s in self.statuses if s.name.lower() == name.lower()), None)
-
-
-async def _workflow_for(session: AsyncSession, project: Project, data: ImportData) -> _Workflow:
-    """The project's statuses, with those the export needs added last (Jira's unknown names;
-    a done column for GitHub's closed issues if the workflow has none)."""
-    workflow = _Workflow(
-        list(
-            await session.scalars(
-                select(WorkflowStatus)
-                .where(WorkflowStatus.project_id == project.id)
-                .order_by(WorkflowStatus.position)
-            )
-        )
-    )
-    wanted: list[tuple[str, StatusCategory]] = []
-    for issue in data.issues:
-        if issue.status_name is not None:
-            if workflow.named(issue.status_name) is None and all(
-                name.lower() != issue.status_name.lower() for name, _ in wanted
-            ):
-                if len(issue.status_name) > 50:
-                    raise ImportRefused(f"{issue.where}: a status name is at most 50 characters")
-                wanted.append((issue.status_name, guess_category(issue.status_name)))
-        elif workflow.first_of(issue.category) is None and all(
-            category != issue.category for _, category in wanted
-        ):
-            wanted.append(
-                ("Done" if issue.category == StatusCategory.DONE else "To do", issue.category)
-            )
-    position = max((s.position for s in workflow.statuses), default=0)
-    for name, category in wanted:
-        position += 1
-        status = WorkflowStatus(
-            project_id=project.id, name=name, category=category.value, position=position
-        )
-        session.add(status)
-        workflow.statuses.append(status)
-        workflow.added.append(f"{name} ({category.value.replace('_', ' ')})")
-    await session.flush()
-    return workflow
-
-
-async def _labels_for(
-    session: AsyncSession, project: Project, data: ImportData
-) -> tuple[dict[str, int], list[str]]:
-    existing = {
-        label.name.lower(): label
-        for label in await session.scalars(select(Label).where(Label.project_id == project.id))
-    }
-    colors = {label.name.lower(): label.color for label in data.labels}
-    names: dict[str, str] = {label.name.lower(): label.name for label in data.labels}
-    for issue in data.issues:
-        for name in issue.labels:
-            names.setdefault(name.lower(), name)
-    added = []
-    for lowered, name in names.items():
-        if lowered in existing:
-            continue
-        label = Label(project_id=project.id, name=name[:50], color=colors.get(lowered, "#6b7280"))
-        session.add(label)
-        existing[lowered] = label
-        added.append(label.name)
-    await session.flush()
-    return {lowered: label.id for lowered, label in existing.items()}, added
-
-
-async def _milestones_for(
-    session: AsyncSession, project: Project, data: ImportData
-) -> tuple[dict[str, int], list[str]]:
-    existing = {
-        milestone.title: milestone
-        for milestone in await session.scalars(
-            select(Milestone).where(Milestone.project_id == project.id)
-        )
-    }
-    records = {record.title[:100]: record for record in data.milestones}
-    for issue in data.issues:
-        if issue.milestone and issue.milestone[:100] not in records:
-            records[issue.milestone[:100]] = MilestoneRecord(title=issue.milestone[:100])
-    added = []
-    for title, record in records.items():
-        if title in existing:
-            continue
-        milestone = Milestone(
-            project_id=project.id,
-            title=title,
-            description=storable(record.description)[:DESCRIPTION_MAX],
-            due_date=record.due_date,
-            closed_at=record.closed_at,
-        )
-        session.add(milestone)
-        existing[title] = milestone
-        added.append(title)
-    await session.flush()
-    return {title: milestone.id for title, milestone in existing.items()}, added
 
 
 def _rewrite(body: str, keys: dict[int, str]) -> str:
@@ -196,9 +76,9 @@ async def write_import(
         raise ImportRefused("The project is gone.")
     if project.archived_at is not None:
         raise ImportRefused(f"{project.key} is archived; unarchive it to import into it.")
-    workflow = await _workflow_for(session, project, data)
-    label_ids, labels_added = await _labels_for(session, project, data)
-    milestone_ids, milestones_added = await _milestones_for(session, project, data)
+    workflow = await workflow_for(session, project, data)
+    label_ids, labels_added = await labels_for(session, project, data)
+    milestone_ids, milestones_added = await milestones_for(session, project, data)
     people = [
         person
         for issue in data.issues
