@@ -402,3 +402,13 @@ async def test_a_placeholder_cannot_log_in(session: AsyncSession, tmp_path: Path
                 email=email,
                 password=password,
             )
+
+
+def test_only_references_to_imported_issues_are_rewritten() -> None:
+    from app.services.importing.writer import _rewrite
+
+    keys = {12: "WEB-3", 4: "WEB-1"}
+    text = "Fixes #12, see #4 and #99; not &#12; nor issues/#12 nor a#4 nor ##12."
+    assert _rewrite(text, keys) == (
+        "Fixes WEB-3, see WEB-1 and #99; not &#12; nor issues/#12 nor a#4 nor ##12."
+    )
