@@ -26,6 +26,7 @@ from app.blueprints import (
     feeds,
     finding,
     guards,
+    imports,
     issues,
     layout,
     main,
@@ -47,6 +48,7 @@ from app.outbound.mail import mail_sender_from_config
 from app.outbound.webhooks import webhook_sender_from_config
 from app.services import login_sessions, notifications
 from app.services.accounts import AccountSettings
+from app.services.importing import ImportRunner
 from app.storage import storage_from_config
 from app.storage.remover import FileRemover
 from app.web import forwarded, health, logs, metrics
@@ -80,6 +82,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
     _connect_webhooks(app, database)
     _connect_live(app, database)
     _connect_attachments(app, database)
+    _connect_imports(app, database)
 
     guards.init_app(app)
     page_cache.init_app(app)
@@ -100,6 +103,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         audit_log.bp,
         passkeys.bp,
         admin.bp,
+        imports.bp,
     ):
         app.register_blueprint(blueprint)
     single_sign_on.init_app(app)
@@ -168,6 +172,19 @@ def _connect_attachments(app: Quart, database: Database) -> None:
     app.extensions["attachment_storage"] = storage
     app.extensions["attachment_remover"] = remover
     _while_serving(app, lambda: None, remover.drain)
+
+
+def _connect_imports(app: Quart, database: Database) -> None:
+    """The import runner (decision 0029): woken by the route that queues a job, polling for
+    the jobs other workers queued or left behind."""
+    runner = ImportRunner(
+        database.sessionmaker,
+        poll_seconds=app.config["IMPORT_POLL_SECONDS"],
+        lease_seconds=app.config["IMPORT_LEASE_SECONDS"],
+    )
+    app.extensions["import_runner"] = runner
+    if app.config["IMPORT_RUN_IN_BACKGROUND"]:
+        _while_serving(app, runner.start, runner.stop)
 
 
 def _connect_live(app: Quart, database: Database) -> None:

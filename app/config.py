@@ -228,6 +228,14 @@ class Config:
     WEBHOOK_LAST_RETRY_SECONDS = 3600.0
     WEBHOOK_SEND_IN_BACKGROUND = True
 
+    # Imports (decision 0029): uploaded exports wait in IMPORT_DIR (empty: the instance folder's
+    # imports/; every worker must see it), a runner claims a job for IMPORT_LEASE_SECONDS at a
+    # time (renewed as it goes) and looks for queued jobs every IMPORT_POLL_SECONDS.
+    IMPORT_DIR = ""
+    IMPORT_LEASE_SECONDS = 300.0
+    IMPORT_POLL_SECONDS = 5.0
+    IMPORT_RUN_IN_BACKGROUND = True
+
     # Keys read from the environment, with the type to parse them as. .env.example lists them all.
     environment_keys: ClassVar[dict[str, type]] = {
         "SECRET_KEY": str,
@@ -298,6 +306,10 @@ class Config:
         "WEBHOOK_POLL_SECONDS": float,
         "WEBHOOK_FIRST_RETRY_SECONDS": float,
         "WEBHOOK_LAST_RETRY_SECONDS": float,
+        "IMPORT_DIR": str,
+        "IMPORT_LEASE_SECONDS": float,
+        "IMPORT_POLL_SECONDS": float,
+        "IMPORT_RUN_IN_BACKGROUND": bool,
     }
 
     @classmethod
@@ -376,6 +388,8 @@ class TestingConfig(Config):
     # Like mail: tests send webhook deliveries when they choose to.
     WEBHOOK_SEND_IN_BACKGROUND = False
     WEBHOOK_TIMEOUT = 3.0
+    # Like mail: tests run queued imports when they choose to.
+    IMPORT_RUN_IN_BACKGROUND = False
     # Tests pick their database explicitly; never the developer's file.
     DATABASE_URL = "sqlite+aiosqlite://"
     # A test process starts hundreds of apps: a full collection at each start costs more than

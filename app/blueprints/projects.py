@@ -12,7 +12,7 @@ from app.blueprints.guards import logged_in_user, login_required, request_origin
 from app.db import get_session
 from app.errors import Conflict, Invalid
 from app.models import Project, Role, StatusCategory
-from app.services import projects
+from app.services import importing, projects
 from app.services.access import managed_project, role_in
 from app.services.inputs import LabelIn, MemberAdd, MemberUpdate, ProjectCreate, ProjectUpdate
 
@@ -60,6 +60,7 @@ async def _settings_page(
         statuses=await projects.workflow(session, project.id),
         labels=await projects.labels(session, project.id),
         categories=StatusCategory,
+        imports=await importing.recent_jobs(session, project.id),
         errors=errors or {},
     )
     return page, status

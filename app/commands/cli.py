@@ -15,6 +15,7 @@ import click
 from quart import Quart
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.commands import imports
 from app.commands.backup import BackupRefused, back_up
 from app.commands.demo import DEMO_PASSWORD, PEOPLE, seed_demo
 from app.commands.maintenance import prune_activity
@@ -136,6 +137,8 @@ def check_command(config_name: str | None) -> None:
 
 
 def init_app(app: Quart) -> None:
+    imports.init_app(app)
+
     @app.cli.command("create-admin")
     @click.argument("email")
     @click.option("--name", default="", help="Display name (default: the address's local part).")

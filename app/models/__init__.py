@@ -7,6 +7,7 @@ from app.models.attachment import Attachment
 from app.models.audit import AuditEvent
 from app.models.external_identity import ExternalIdentity
 from app.models.feed import FeedKey
+from app.models.import_job import ImportJob, ImportKind, ImportStatus
 from app.models.issue import (
     Comment,
     Issue,
@@ -45,6 +46,9 @@ __all__ = [
     "DeliveryStatus",
     "ExternalIdentity",
     "FeedKey",
+    "ImportJob",
+    "ImportKind",
+    "ImportStatus",
     "Issue",
     "IssueLabel",
     "IssueRelation",

@@ -153,6 +153,9 @@ class Issue(Base):
         ForeignKey("milestone.id", ondelete="SET NULL"), default=None
     )
     estimate: Mapped[int | None] = mapped_column(Integer, default=None)  # story points
+    # The key or number it had in the tracker it was imported from (ABC-123, #12): searchable
+    # with imported:ABC-123 and by its words (decision 0029).
+    external_key: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     # Bumped by SQLAlchemy on every UPDATE; a stale writer's UPDATE matches no row.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
@@ -26,6 +26,9 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     # Mail about watched issues (assigned, commented on, status changed); the user can turn it off.
     notify_by_email: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A person an import named but nobody has an account for: no password, an address under
+    # .invalid (never delivered), never a member; an admin merges it into a real account.
+    is_placeholder: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set by a site admin: every door (cookie, token, stream, sign-in) refuses the account.
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -58,6 +58,7 @@ class AuditAction(StrEnum):
     ADMIN_TRANSFERRED_PROJECT = "admin.project_transferred"
     ADMIN_RETRIED_MAIL = "admin.mail_retried"
     ADMIN_RETRIED_WEBHOOK = "admin.webhook_retried"
+    ADMIN_MERGED_PERSON = "admin.person_merged"  # a placeholder from an import, into an account
 
 
 @dataclass(frozen=True)

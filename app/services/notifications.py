@@ -271,5 +271,6 @@ PROJECT_CHANGES = {
     "project.unarchived": "unarchived the project",
     "project.labels_changed": "changed the labels",
     "project.workflow_changed": "changed the workflow",
+    "project.imported": "imported issues",
     "member.removed": "removed a member",
 }

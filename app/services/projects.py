@@ -547,7 +547,10 @@ async def add_member(
     wanted = _role(role)
     if wanted is Role.OWNER and await role_in(session, actor, project.id) is not Role.OWNER:
         raise Forbidden("Only an owner can make someone an owner.")
-    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+    # An import's placeholder people are never members (decision 0029): merge them first.
+    user = await session.scalar(
+        select(User).where(User.email == email.strip().lower(), User.is_placeholder.is_(False))
+    )
     if user is None:
         raise Invalid("No account uses that address; ask them to sign up first.", field="email")
     if await role_in(session, user, project.id) is not None:

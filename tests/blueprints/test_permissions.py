@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from quart import Quart
@@ -27,7 +28,15 @@ from app.models import (
     WorkflowStatus,
 )
 from app.outbound.webhooks import TargetPolicy
-from app.services import api_tokens, comments, milestones, project_webhooks, projects, search
+from app.services import (
+    api_tokens,
+    comments,
+    importing,
+    milestones,
+    project_webhooks,
+    projects,
+    search,
+)
 from tests.conftest import app_settings
 from tests.factories import add_member, make_attachment, make_issue, make_project, make_user
 from tests.mailcatcher import MailCatcher
@@ -138,6 +147,9 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
         "/p/{key}/settings/webhooks/{hook}/deliveries/{delivery}/redeliver",
         {},
     ),
+    "imports.upload": ("manage", "POST", "/p/{key}/imports", {"kind": ""}),
+    "imports.job": ("manage", "GET", "/p/{key}/imports/{import_job}", {}),
+    "imports.progress": ("manage", "GET", "/p/{key}/imports/{import_job}/progress", {}),
     "milestones.index": ("read", "GET", "/p/{key}/milestones", {}),
     "milestones.roadmap": ("read", "GET", "/p/{key}/roadmap", {}),
     "milestones.show": ("read", "GET", "/p/{key}/milestones/{milestone}", {}),
@@ -263,6 +275,14 @@ async def build_world(app: Quart, public: bool) -> World:
         saved = await search.save_search(session, owner, name="Mine", query="assignee:me")
         token = await api_tokens.create_token(session, owner, name="CI", scope="read")
         milestone = await milestones.create_milestone(session, owner, project.id, title="1.0")
+        import_job = await importing.queue_import(
+            session,
+            owner,
+            project.id,
+            kind="jira",
+            source_path=Path("/nonexistent.csv"),
+            source_name="export.csv",
+        )
         for user in people.values():
             user.password_hash = await app.extensions["account_settings"].hasher.hash(PASSWORD)
             session.add(user)
@@ -282,6 +302,7 @@ async def build_world(app: Quart, public: bool) -> World:
             "owner_handle": owner.handle,
             "owner_id": str(owner.id),
             "milestone": str(milestone.id),
+            "import_job": str(import_job.id),
         }
         assert await session.scalar(select(Label.id)) and await session.scalar(select(Comment.id))
         assert await session.scalar(select(SavedSearch.id))

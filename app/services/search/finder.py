@@ -253,6 +253,9 @@ def _qualifier_condition(qualifier: Qualifier, viewer: User | None) -> ColumnEle
         return Issue.priority == value
     if name == "type":
         return Issue.type == value
+    if name == "imported":
+        # Stored in capitals (the import writes them so): equality keeps to the index.
+        return and_(Issue.external_key.is_not(None), Issue.external_key == value.upper())
     if name == "project":
         return Issue.project_id.in_(select(Project.id).where(Project.key == value))
     column = Issue.created_at if name == "created" else Issue.updated_at

@@ -33,6 +33,7 @@ QUALIFIERS = (
     "blocks",
     "created",
     "has",
+    "imported",  # an imported issue's old key or number: imported:ABC-123, imported:#12
     "is",
     "label",
     "parent",

@@ -1,0 +1,27 @@
+"""Imports from other trackers (GitHub Issues, Jira): read, checked, then written all at once."""
+
+from app.services.importing.jobs import (
+    ImportRunner,
+    import_now,
+    job_of_project,
+    queue_import,
+    read_export,
+    read_export_in_thread,
+    recent_jobs,
+)
+from app.services.importing.people import merge_placeholder, user_by_email
+from app.services.importing.records import ImportData, ImportRefused
+
+__all__ = [
+    "ImportData",
+    "ImportRefused",
+    "ImportRunner",
+    "import_now",
+    "job_of_project",
+    "merge_placeholder",
+    "queue_import",
+    "read_export",
+    "read_export_in_thread",
+    "recent_jobs",
+    "user_by_email",
+]

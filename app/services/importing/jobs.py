@@ -1,0 +1,280 @@
+"""Import jobs: queued from an upload, claimed by a runner with a lease, run all or nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import begin_writing, utcnow
+from app.errors import Invalid, NotFound
+from app.models import ImportJob, ImportKind, ImportStatus, Project, User
+from app.outbound.sender import BackgroundSender
+from app.services.access import managed_project
+from app.services.activity import take_numbers
+from app.services.importing.github import read_github
+from app.services.importing.jira import read_jira
+from app.services.importing.records import ImportData, ImportRefused
+from app.services.importing.writer import Progress, write_import
+from app.services.transaction import use_case
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3  # a job whose worker died this often mid-run is given up
+
+
+def read_export(kind: str, path: Path) -> ImportData:
+    """Read and check an export of `kind` (blocking: call it in a thread)."""
+    if kind == ImportKind.GITHUB:
+        return read_github(path)
+    if kind == ImportKind.JIRA:
+        return read_jira(path)
+    raise ImportRefused(f"Unknown import kind {kind!r}; use github or jira.")
+
+
+async def read_export_in_thread(kind: str, path: Path) -> ImportData:
+    return await asyncio.to_thread(read_export, kind, path)
+
+
+@use_case
+async def import_now(
+    session: AsyncSession,
+    actor: User | None,
+    project_id: int,
+    data: ImportData,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Import `data` into the project in one transaction (the command line's way); the summary.
+    Raises ImportRefused; nothing is written then."""
+    return await write_import(session, actor, project_id, data, progress)
+
+
+@use_case
+async def queue_import(
+    session: AsyncSession,
+    actor: User,
+    project_id: int,
+    *,
+    kind: str,
+    source_path: Path,
+    source_name: str,
+) -> ImportJob:
+    """Queue an import of the uploaded file for the runner. Owners and admins only."""
+    await managed_project(session, actor, project_id)
+    if kind not in tuple(ImportKind):
+        raise Invalid("Choose GitHub or Jira.", field="kind")
+    job = ImportJob(
+        project_id=project_id,
+        requested_by_id=actor.id,
+        kind=kind,
+        source_path=str(source_path),
+        source_name=source_name[:255],
+        summary={},
+    )
+    session.add(job)
+    await session.flush()
+    return job
+
+
+async def job_of_project(session: AsyncSession, project: Project, job_id: int) -> ImportJob:
+    job = await session.get(ImportJob, job_id)
+    if job is None or job.project_id != project.id:
+        raise NotFound("No such import.")
+    return job
+
+
+async def recent_jobs(
+    session: AsyncSession, project_id: int, *, limit: int = 10
+) -> list[ImportJob]:
+    return list(
+        await session.scalars(
+            select(ImportJob)
+            .where(ImportJob.project_id == project_id)
+            .order_by(ImportJob.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+@dataclass
+class Claim:
+    job_id: int
+    attempt: int  # the job's `attempts` after this claim: the runner's token for its writes
+
+
+def _claimable(now: Any) -> Any:
+    return or_(
+        ImportJob.status == ImportStatus.QUEUED.value,
+        and_(ImportJob.status == ImportStatus.RUNNING.value, ImportJob.lease_until < now),
+    )
+
+
+class ImportRunner(BackgroundSender[int]):
+    """Claims queued imports and runs them one at a time, like the senders: several workers may
+    run one each, and a claim (an UPDATE that only one of them can win) hands a job to exactly
+    one. The runner renews its lease with each progress report; its final write, with the
+    data, names its claim, so a runner that lost its job to another commits nothing."""
+
+    name: ClassVar[str] = "import runner"
+    log: ClassVar[logging.Logger] = log
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        poll_seconds: float,
+        lease_seconds: float,
+    ) -> None:
+        super().__init__(sessionmaker, poll_seconds=poll_seconds)
+        self.lease = timedelta(seconds=lease_seconds)
+        # job id -> (processed, total): what the pages show while the import's transaction is
+        # open (SQLite's writer lock keeps the progress rows from being written there).
+        self.progress: dict[int, tuple[int, int]] = {}
+
+    async def deliver_pending(self) -> int:
+        """Run every claimable job; how many ran."""
+        ran = 0
+        while (claim := await self.claim()) is not None:
+            await self.run(claim)
+            ran += 1
+        return ran
+
+    async def claim(self) -> Claim | None:
+        """Take the oldest claimable job for this runner, or None."""
+        async with self.sessionmaker() as session:
+            await begin_writing(session)
+            now = utcnow()
+            candidates = list(
+                await session.scalars(
+                    select(ImportJob.id).where(_claimable(now)).order_by(ImportJob.id).limit(5)
+                )
+            )
+            for job_id in candidates:
+                claimed = await session.execute(
+                    update(ImportJob)
+                    .where(ImportJob.id == job_id, _claimable(now))
+                    .values(
+                        status=ImportStatus.RUNNING.value,
+                        attempts=ImportJob.attempts + 1,
+                        lease_until=now + self.lease,
+                        started_at=now,
+                    )
+                    .returning(ImportJob.attempts)
+                )
+                attempt = claimed.scalar_one_or_none()
+                if attempt is None:
+                    continue  # another runner won it
+                if attempt > MAX_ATTEMPTS:
+                    await session.execute(
+                        update(ImportJob)
+                        .where(ImportJob.id == job_id)
+                        .values(
+                            status=ImportStatus.FAILED.value,
+                            error=f"Gave up after {MAX_ATTEMPTS} attempts: the worker running "
+                            "it stopped each time.",
+                            finished_at=now,
+                            lease_until=None,
+                        )
+                    )
+                    continue
+                await session.commit()
+                return Claim(job_id, attempt)
+            await session.commit()
+        return None
+
+    async def _job_write(self, claim: Claim, **values: Any) -> bool:
+        """A short transaction of its own on the claimed job; False if the claim was lost."""
+        async with self.sessionmaker() as session:
+            await begin_writing(session)
+            result = await session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == claim.job_id, ImportJob.attempts == claim.attempt)
+                .values(**values)
+            )
+            await session.commit()
+            return result.rowcount == 1
+
+    async def run(self, claim: Claim) -> None:
+        """Run a claimed job to done or failed."""
+        async with self.sessionmaker() as session:
+            job = await session.get(ImportJob, claim.job_id)
+            assert job is not None
+            actor = await session.get(User, job.requested_by_id) if job.requested_by_id else None
+            kind, path, project_id = job.kind, Path(job.source_path), job.project_id
+            if actor is not None:
+                session.expunge(actor)
+        finished = False
+        try:
+            data = await read_export_in_thread(kind, path)
+            self.progress[claim.job_id] = (0, data.total)
+            await self._job_write(claim, total=data.total, processed=0)
+            await self._import(claim, actor, project_id, data)
+            finished = True
+            log.info("import %s into project %s: %s issues", claim.job_id, project_id, data.total)
+        except ImportRefused as refusal:
+            finished = await self._failed(claim, refusal.message)
+        except Exception as error:
+            log.exception("import %s failed", claim.job_id)
+            finished = await self._failed(
+                claim, f"The import failed: {type(error).__name__}: {error}"
+            )
+        finally:
+            self.progress.pop(claim.job_id, None)
+        if finished:  # the upload has served its purpose (a lost claim's new owner still needs it)
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+
+    async def _import(
+        self, claim: Claim, actor: User | None, project_id: int, data: ImportData
+    ) -> dict[str, Any]:
+        postgresql = self.sessionmaker.kw["bind"].dialect.name == "postgresql"
+
+        async def progress(processed: int) -> None:
+            self.progress[claim.job_id] = (processed, data.total)
+            # A separate short transaction, seen by every worker's pages while the import's own
+            # stays open; on SQLite the import holds the only writer lock, so memory it is.
+            if postgresql and not await self._job_write(
+                claim, processed=processed, lease_until=utcnow() + self.lease
+            ):
+                raise ImportRefused("Another worker took this import over; this run stopped.")
+            await asyncio.sleep(0)  # let the pages and streams of this worker run
+
+        async with self.sessionmaker() as session:
+            await begin_writing(session)
+            try:
+                summary = await write_import(session, actor, project_id, data, progress)
+                finished = await session.execute(
+                    update(ImportJob)
+                    .where(ImportJob.id == claim.job_id, ImportJob.attempts == claim.attempt)
+                    .values(
+                        status=ImportStatus.DONE.value,
+                        summary=summary,
+                        total=data.total,
+                        processed=data.total,
+                        finished_at=utcnow(),
+                        lease_until=None,
+                        error="",
+                    )
+                )
+                if finished.rowcount != 1:
+                    raise ImportRefused("Another worker took this import over; this run stopped.")
+                await take_numbers(session)
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        return summary
+
+    async def _failed(self, claim: Claim, message: str) -> bool:
+        return await self._job_write(
+            claim,
+            status=ImportStatus.FAILED.value,
+            error=message[:5000],
+            finished_at=utcnow(),
+            lease_until=None,
+        )
