@@ -24,6 +24,7 @@ from app.blueprints import (
     feeds,
     finding,
     guards,
+    inbox,
     issues,
     layout,
     main,
@@ -37,6 +38,7 @@ from app.commands import cli
 from app.config import config
 from app.db import Database
 from app.live import Broker, CardCache, PostgresListener
+from app.live.inbox import InboxBroker
 from app.outbound.mail import mail_sender_from_config
 from app.outbound.webhooks import webhook_sender_from_config
 from app.services import login_sessions, notifications
@@ -90,6 +92,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         feeds.bp,
         project_webhooks.bp,
         relations.bp,
+        inbox.bp,
     ):
         app.register_blueprint(blueprint)
     attachments.init_app(app)
@@ -183,12 +186,26 @@ def _connect_live(app: Quart, database: Database) -> None:
     app.extensions["broker"] = broker
     _while_serving(app, broker.start_rechecks, broker.close)
 
+    async def still_live(auth_session_ids: list[int]) -> set[int]:
+        async with database.sessionmaker() as session:
+            return set(await login_sessions.live_sessions(session, settings, auth_session_ids))
+
+    # The header's live unread count (decision 0028), woken the same two ways.
+    inbox_broker = InboxBroker(
+        database.sessionmaker,
+        live_check=still_live,
+        recheck_seconds=app.config["SSE_RECHECK_SECONDS"],
+    )
+    app.extensions["inbox_broker"] = inbox_broker
+    _while_serving(app, inbox_broker.start_rechecks, inbox_broker.close)
+
     if database.backend == "postgresql":
-        listener = PostgresListener(database.url, broker)
+        listener = PostgresListener(database.url, broker, inbox_broker)
         app.extensions["live_listener"] = listener
         _while_serving(app, listener.start, listener.stop)
     else:
         database.after_commit.activity_committed.append(broker.wake)
+        database.after_commit.inbox_changed.append(inbox_broker.wake)
 
     # GET /p/<KEY>/events on a lean ASGI path beside Quart (decision 0014).
     event_stream.init_app(app)

@@ -1,7 +1,7 @@
 """What runs once a transaction commits: named, typed hooks that the app factory wires.
 
 A service notes what its transaction wrote (`note_activity`, `note_mail`, `note_deliveries`,
-`note_released_files`);
+`note_released_files`, `note_inbox`);
 when that transaction commits, the dispatcher of the app whose sessionmaker made the session
 calls each hook registered for it, and when it rolls back the notes are forgotten. The hooks
 are wired in `create_app` (decision 0013): the live broker on SQLite, the mail and webhook
@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 ActivityHook = Callable[[int], None]
 # Told that a commit queued work for a background sender.
 WakeHook = Callable[[], None]
+# Told the ids of people whose inbox a commit changed (decision 0028).
+InboxHook = Callable[[list[int]], None]
 # Told the storage keys of files that a commit stopped referring to (decision 0020).
 FilesHook = Callable[[list[str]], None]
 
@@ -34,6 +36,7 @@ class _Notes:
     mail_queued: bool = False
     deliveries_queued: bool = False
     released_files: list[str] = field(default_factory=list)
+    inboxes: set[int] = field(default_factory=set)
 
 
 def _notes(session: AsyncSession | Session) -> _Notes:
@@ -65,6 +68,11 @@ def note_released_files(session: AsyncSession | Session, keys: list[str]) -> Non
     _notes(session).released_files.extend(keys)
 
 
+def note_inbox(session: AsyncSession | Session, user_ids: list[int]) -> None:
+    """The transaction changed these people's inbox (new, read or done notifications)."""
+    _notes(session).inboxes.update(user_ids)
+
+
 @dataclass
 class AfterCommit:
     """The hooks of one app's sessions, called in order once a noted transaction commits."""
@@ -73,6 +81,7 @@ class AfterCommit:
     mail_queued: list[WakeHook] = field(default_factory=list)
     deliveries_queued: list[WakeHook] = field(default_factory=list)
     files_released: list[FilesHook] = field(default_factory=list)
+    inbox_changed: list[InboxHook] = field(default_factory=list)
 
     def attach(self, maker: sessionmaker[Session]) -> None:
         """Listen to the sessions `maker` makes (the sync side of the app's async sessions)."""
@@ -95,6 +104,9 @@ class AfterCommit:
         if notes.released_files:
             for release in self.files_released:
                 release(list(notes.released_files))
+        if notes.inboxes:
+            for tell in self.inbox_changed:
+                tell(sorted(notes.inboxes))
 
     def _rolled_back(self, session: Session, previous_transaction: Any) -> None:
         session.info.pop(_NOTES, None)
