@@ -18,7 +18,10 @@ from app import create_app
 from app.models import Membership, User
 from app.services import login_sessions
 from tests.factories import make_user
+from tests.live.test_lean_stream import people, served, stream
+from tests.mailcatcher import MailCatcher
 from tests.servers import Team, _next_chunk, _read_head, _request_head, http, make_team, serve, tail
+from tests.waiting import eventually
 
 
 async def second_member(database_url: str, team: Team) -> tuple[Team, int]:
@@ -111,3 +114,60 @@ async def test_a_notification_through_one_worker_updates_a_count_stream_on_anoth
             read_all = await http(writer_worker.port, "POST", "/inbox/read-all", owner.form())
             assert read_all.status == 302, read_all.body[:500]
             assert await asyncio.wait_for(counts.get(), 5) == 0
+
+
+# --- The lean path (decision 0014) serves the count stream too ------------------------------
+
+
+async def test_the_lean_count_stream_writes_the_bytes_the_quart_route_writes(
+    database_url: str, mailbox: MailCatcher
+) -> None:
+    async with served(database_url, mailbox, SSE_HEARTBEAT_SECONDS=0.3) as server:
+        team = await people(server.app)
+        inbox_broker = server.app.extensions["inbox_broker"]
+        answers = {}
+        for lean in (True, False):
+            server.lean(lean)
+            async with stream(
+                server.port, "/inbox/events", {"Cookie": team.owner_cookie}
+            ) as opened:
+                await opened.read_until(b": ping\n\n")
+                answers[lean] = opened
+            assert await eventually(lambda: inbox_broker.subscriber_count == 0)
+        lean, through_quart = answers[True], answers[False]
+        assert lean.status_line == through_quart.status_line == b"HTTP/1.1 200 \r\n"
+        assert lean.comparable_headers() == through_quart.comparable_headers()
+        assert lean.body.split(b": ping")[0] == through_quart.body.split(b": ping")[0]
+        assert lean.body.startswith(
+            b'retry: 3000\nevent: count\ndata: {"unread":0,"label":"0"}\n\n'
+        )
+        assert server.quart_saw == ["/inbox/events"]  # only the one sent through Quart
+
+        # Refused (no login) by Quart's own answer, on either path.
+        server.lean(True)
+        async with stream(server.port, "/inbox/events", {}) as refused:
+            await refused.until_finished()
+        assert refused.status_line.startswith(b"HTTP/1.1 302")
+        assert refused.header("Location") == "/auth/login?next=/inbox/events"
+
+
+async def test_the_lean_count_stream_ends_when_its_client_leaves_or_its_session_ends(
+    database_url: str, mailbox: MailCatcher
+) -> None:
+    async with served(
+        database_url, mailbox, SSE_HEARTBEAT_SECONDS=0.1, SSE_RECHECK_SECONDS=0.2
+    ) as server:
+        team = await people(server.app)
+        inbox_broker = server.app.extensions["inbox_broker"]
+        async with stream(server.port, "/inbox/events", {"Cookie": team.owner_cookie}) as leaving:
+            await leaving.read_until(b": ping")
+            assert inbox_broker.subscriber_count == 1
+        assert await eventually(lambda: inbox_broker.subscriber_count == 0)
+
+        async with stream(server.port, "/inbox/events", {"Cookie": team.owner_cookie}) as staying:
+            await staying.read_until(b": ping")
+            async with server.app.extensions["database"].sessionmaker() as session:
+                await login_sessions.end_session(session, team.owner_session_id)
+            await staying.until_finished()  # closed by the periodic check, properly ended
+        assert inbox_broker.subscriber_count == 0
+        assert server.quart_saw == []
