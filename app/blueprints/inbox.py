@@ -3,6 +3,8 @@ the live unread count for the header (decision 0028)."""
 
 from __future__ import annotations
 
+import logging
+
 from quart import (
     Blueprint,
     Response,
@@ -17,10 +19,12 @@ from quart import (
 from app.blueprints.guards import current_account, current_auth_session, login_required
 from app.db import get_session
 from app.live.inbox import InboxBroker, InboxStream
+from app.live.stream import DATABASE_TROUBLE
 from app.models import User
 from app.services import inbox
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
+log = logging.getLogger("issues.inbox")
 
 
 def _me() -> User:
@@ -141,8 +145,14 @@ async def header_badge() -> dict[str, object]:
     """`inbox_unread_count()` for the header: a query only where a page shows the badge."""
 
     async def inbox_unread_count() -> dict[str, object]:
-        user = current_account()
-        number = 0 if user is None else await inbox.unread_count(get_session(), user.id)
+        user, number = current_account(), 0
+        if user is not None:
+            try:
+                number = await inbox.unread_count(get_session(), user.id)
+            except DATABASE_TROUBLE:
+                # An error page about the database must not fail again here: the live
+                # stream sends the real count once the database answers.
+                log.warning("inbox: the header's count could not be read")
         return {"count": number, "label": inbox.count_label(number)}
 
     return {"inbox_unread_count": inbox_unread_count}
