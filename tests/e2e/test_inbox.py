@@ -10,7 +10,8 @@ import pytest_asyncio
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
-from app.models import User
+from app.models import Project, User
+from app.services import issues
 from tests.e2e.conftest import LiveServer, screenshot_path
 from tests.e2e.test_board import shared_board
 from tests.e2e.test_tracker import log_in, watch_for_problems
@@ -68,4 +69,41 @@ async def test_the_badge_counts_a_new_assignment_live_and_clears_when_opened(
         "aria-label", "Inbox, no unread"
     )
     await expect(ann.locator("[data-inbox-count]")).to_be_hidden()
+    assert problems == []
+
+
+async def test_done_and_mark_read_work_in_place_and_the_badge_follows(
+    browser: Browser, live_server: LiveServer, backend: str
+) -> None:
+    await shared_board(live_server)
+    async with live_server.app.extensions["database"].sessionmaker() as session:
+        ann = await session.scalar(select(User).where(User.email == "ann@example.com"))
+        bob = await session.scalar(select(User).where(User.email == "bob@example.com"))
+        project_id = await session.scalar(select(Project.id).where(Project.key == "WEB"))
+        session.expunge_all()
+        for title in ("Rotate the keys", "Update the docs"):
+            await issues.create_issue(session, bob, project_id, title=title, assignee_id=ann.id)
+    page = await (await browser.new_context()).new_page()
+    problems = watch_for_problems(page)
+    await log_in(page, live_server, "ann@example.com")
+    await page.goto(live_server.url + "/inbox/")
+    badge = page.locator("[data-inbox-badge]")
+    await expect(badge).to_have_attribute("aria-label", "Inbox, 2 unread")
+    await page.evaluate("window.stillTheSamePage = true")
+
+    keys = page.locator(".inbox-entry", has_text="Rotate the keys")
+    await keys.get_by_role("button", name="Done").click()
+    await expect(keys).to_have_count(0)  # gone in place
+    await expect(badge).to_have_attribute("aria-label", "Inbox, 1 unread")
+    docs = page.locator(".inbox-entry", has_text="Update the docs")
+    await docs.get_by_role("button", name="Mark read").click()
+    await expect(docs).to_have_count(0)  # read: off the Unread tab
+    await expect(badge).to_have_attribute("aria-label", "Inbox, no unread")
+    assert await page.evaluate("window.stillTheSamePage") is True  # htmx, no reload
+
+    await page.get_by_role("link", name="Done", exact=True).click()
+    await expect(page.locator(".inbox-entry", has_text="Rotate the keys")).to_be_visible()
+    await page.get_by_role("link", name="All", exact=True).click()
+    await expect(page.locator(".inbox-entry", has_text="Update the docs")).to_be_visible()
+    await expect(page.locator(".inbox-entry", has_text="Rotate the keys")).to_have_count(0)
     assert problems == []
