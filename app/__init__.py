@@ -27,6 +27,7 @@ from app.blueprints import (
     finding,
     guards,
     imports,
+    inbox,
     issues,
     layout,
     main,
@@ -44,6 +45,7 @@ from app.commands import cli
 from app.config import config
 from app.db import Database
 from app.live import Broker, CardCache, PostgresListener
+from app.live.inbox import InboxBroker
 from app.outbound.mail import mail_sender_from_config
 from app.outbound.webhooks import webhook_sender_from_config
 from app.services import login_sessions, notifications
@@ -104,6 +106,7 @@ def create_app(config_name: str | None = None, **overrides: Any) -> Quart:
         passkeys.bp,
         admin.bp,
         imports.bp,
+        inbox.bp,
     ):
         app.register_blueprint(blueprint)
     single_sign_on.init_app(app)
@@ -215,12 +218,26 @@ def _connect_live(app: Quart, database: Database) -> None:
     # workers hear it from the listener (services.admin NOTIFYs in the same commit).
     database.after_commit.account_closed.append(broker.close_streams_of)
 
+    async def still_live(auth_session_ids: list[int]) -> set[int]:
+        async with database.sessionmaker() as session:
+            return set(await login_sessions.live_sessions(session, settings, auth_session_ids))
+
+    # The header's live unread count (decision 0028), woken the same two ways.
+    inbox_broker = InboxBroker(
+        database.sessionmaker,
+        live_check=still_live,
+        recheck_seconds=app.config["SSE_RECHECK_SECONDS"],
+    )
+    app.extensions["inbox_broker"] = inbox_broker
+    _while_serving(app, inbox_broker.start_rechecks, inbox_broker.close)
+
     if database.backend == "postgresql":
-        listener = PostgresListener(database.url, broker)
+        listener = PostgresListener(database.url, broker, inbox_broker)
         app.extensions["live_listener"] = listener
         _while_serving(app, listener.start, listener.stop)
     else:
         database.after_commit.activity_committed.append(broker.wake)
+        database.after_commit.inbox_changed.append(inbox_broker.wake)
 
     # GET /p/<KEY>/events on a lean ASGI path beside Quart (decision 0014).
     event_stream.init_app(app)

@@ -1,5 +1,6 @@
-"""The project's event stream on a lean path beside Quart: GET /p/<KEY>/events is served by a
-small ASGI handler, and every other request (and every stream it refuses) by Quart.
+"""The event streams on a lean path beside Quart: GET /p/<KEY>/events (and the header's unread
+count, GET /inbox/events) is served by a small ASGI handler, and every other request (and
+every stream it refuses) by Quart.
 
 A worker holds thousands of idle streams. Through Quart each one kept its request, its
 response, the tasks that wait for the body and for the client's disconnect, and their futures:
@@ -31,6 +32,7 @@ from werkzeug.sansio.request import Request as RequestLine
 from app.blueprints.guards import CONTENT_SECURITY_POLICY
 from app.errors import NotFound
 from app.live import Broker
+from app.live.inbox import InboxStream
 from app.live.stream import (
     DATABASE_TROUBLE,
     EventStream,
@@ -42,6 +44,9 @@ from app.models.project import key_pattern
 from app.services import login_sessions, projects
 
 STREAM_PATH = re.compile(rf"/p/({key_pattern(any_case=True)})/events")
+# The header's unread count (decision 0028): one per open page of every logged-in person, so
+# as many as the board streams, and served the same lean way.
+INBOX_STREAM_PATH = "/inbox/events"
 
 # What the Quart route's answer carries: its own headers, then those guards' after_request adds
 # to a logged-in answer (the x-request-id comes from the request-id middleware, on both paths).
@@ -73,16 +78,18 @@ class EventStreamPath:
             and scope["method"] == "GET"
             and not scope.get("root_path")
             and app.config["SERVER_NAME"] is None
-            and (match := STREAM_PATH.fullmatch(scope["path"])) is not None
         ):
-            return LeanEventStream(self, scope, match.group(1))
+            if (match := STREAM_PATH.fullmatch(scope["path"])) is not None:
+                return LeanEventStream(self, scope, match.group(1))
+            if scope["path"] == INBOX_STREAM_PATH:
+                return LeanEventStream(self, scope, None)
         return self.quart_connection(app, scope)
 
     async def authorised_stream(
-        self, scope: dict[str, Any], project_key: str
-    ) -> EventStream | None:
-        """The stream the Quart route would open for this request, or None where it would
-        refuse (or fail): then Quart answers."""
+        self, scope: dict[str, Any], project_key: str | None
+    ) -> EventStream | InboxStream | None:
+        """The stream the Quart route would open for this request (`project_key` None: the
+        person's inbox count), or None where it would refuse (or fail): then Quart answers."""
         app = self.app
         request = _request_line(scope)
         [auth] = app.extensions["QUART_AUTH"]
@@ -100,6 +107,14 @@ class EventStreamPath:
                 if found is None:
                     return None
                 auth_session, user = found
+                if project_key is None:
+                    return InboxStream(
+                        app.extensions["inbox_broker"],
+                        user.id,
+                        auth_session.id,
+                        heartbeat=app.config["SSE_HEARTBEAT_SECONDS"],
+                        retry_ms=app.config["SSE_RETRY_MILLISECONDS"],
+                    )
                 project = await projects.project_by_key(session, user, project_key)
                 project_id, auth_session_id = project.id, auth_session.id
                 viewer = present_as(user, request.args.get("view", ""))
@@ -128,7 +143,9 @@ class LeanEventStream:
 
     __slots__ = ("path", "project_key", "scope")
 
-    def __init__(self, path: EventStreamPath, scope: dict[str, Any], project_key: str) -> None:
+    def __init__(
+        self, path: EventStreamPath, scope: dict[str, Any], project_key: str | None
+    ) -> None:
         self.path, self.scope, self.project_key = path, scope, project_key
 
     async def __call__(self, receive: Any, send: Any) -> None:
@@ -154,7 +171,7 @@ class LeanEventStream:
                 gone.cancel()  # the stream ended first (resync, access ended, shutdown)
 
 
-async def _until_disconnected(receive: Any, stream: EventStream) -> None:
+async def _until_disconnected(receive: Any, stream: EventStream | InboxStream) -> None:
     try:
         while (await receive())["type"] != "http.disconnect":
             pass

@@ -1,7 +1,7 @@
 """What runs once a transaction commits: named, typed hooks that the app factory wires.
 
 A service notes what its transaction wrote (`note_activity`, `note_mail`, `note_deliveries`,
-`note_released_files`, `note_account_closed`);
+`note_released_files`, `note_account_closed`, `note_inbox`);
 when that transaction commits, the dispatcher of the app whose sessionmaker made the session
 calls each hook registered for it, and when it rolls back the notes are forgotten. The hooks
 are wired in `create_app` (decision 0013): the live broker on SQLite, the mail and webhook
@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 ActivityHook = Callable[[int], None]
 # Told that a commit queued work for a background sender.
 WakeHook = Callable[[], None]
+# Told the ids of people whose inbox a commit changed (decision 0028).
+InboxHook = Callable[[list[int]], None]
 # Told the storage keys of files that a commit stopped referring to (decision 0020).
 FilesHook = Callable[[list[str]], None]
 # Told the id of a user whose account a commit closed (deactivated, decision 0022).
@@ -37,6 +39,7 @@ class _Notes:
     deliveries_queued: bool = False
     released_files: list[str] = field(default_factory=list)
     closed_accounts: set[int] = field(default_factory=set)
+    inboxes: set[int] = field(default_factory=set)
 
 
 def _notes(session: AsyncSession | Session) -> _Notes:
@@ -73,6 +76,11 @@ def note_account_closed(session: AsyncSession | Session, user_id: int) -> None:
     _notes(session).closed_accounts.add(user_id)
 
 
+def note_inbox(session: AsyncSession | Session, user_ids: list[int]) -> None:
+    """The transaction changed these people's inbox (new, read or done notifications)."""
+    _notes(session).inboxes.update(user_ids)
+
+
 @dataclass
 class AfterCommit:
     """The hooks of one app's sessions, called in order once a noted transaction commits."""
@@ -82,6 +90,7 @@ class AfterCommit:
     deliveries_queued: list[WakeHook] = field(default_factory=list)
     files_released: list[FilesHook] = field(default_factory=list)
     account_closed: list[AccountHook] = field(default_factory=list)
+    inbox_changed: list[InboxHook] = field(default_factory=list)
 
     def attach(self, maker: sessionmaker[Session]) -> None:
         """Listen to the sessions `maker` makes (the sync side of the app's async sessions)."""
@@ -107,6 +116,9 @@ class AfterCommit:
         for user_id in sorted(notes.closed_accounts):
             for tell in self.account_closed:
                 tell(user_id)
+        if notes.inboxes:
+            for tell in self.inbox_changed:
+                tell(sorted(notes.inboxes))
 
     def _rolled_back(self, session: Session, previous_transaction: Any) -> None:
         session.info.pop(_NOTES, None)

@@ -10,6 +10,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.live.broker import Broker
+from app.live.inbox import INBOX_CHANNEL, InboxBroker
 from app.services import admin
 
 log = logging.getLogger("issues.live")
@@ -33,9 +34,10 @@ class PostgresListener:
     It checks itself every few seconds; when the connection dies it reconnects and wakes every
     feed, so the brokers catch up from the log and no event is lost."""
 
-    def __init__(self, database_url: str, broker: Broker) -> None:
+    def __init__(self, database_url: str, broker: Broker, inbox: InboxBroker | None = None) -> None:
         self.dsn = asyncpg_dsn(database_url)
         self.broker = broker
+        self.inbox = inbox
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None
@@ -78,6 +80,10 @@ class PostgresListener:
         if project_id.isdigit():
             self.broker.wake(int(project_id))
 
+    def _on_inbox(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        if self.inbox is not None:
+            self.inbox.wake(int(part) for part in payload.split(",") if part.isdigit())
+
     async def _run(self) -> None:
         while True:
             connection = None
@@ -91,11 +97,14 @@ class PostgresListener:
                 await connection.add_listener(CHANNEL, self._on_notify)
                 await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
                 await connection.add_listener(ACCOUNTS_CHANNEL, self._on_account_closed)
+                await connection.add_listener(INBOX_CHANNEL, self._on_inbox)
                 self._connection = connection
                 self.connected.set()
                 # Whatever was committed while we were away is in the log: catch up.
                 for project_id in list(self.broker.feeds):
                     self.broker.wake(project_id)
+                if self.inbox is not None:
+                    self.inbox.wake_all()  # counts are state: read them again
                 while True:
                     await self.broker.presence.announce_all()
                     with contextlib.suppress(TimeoutError):

@@ -7,13 +7,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.db import begin_writing, utcnow
+from app.db import after_commit, begin_writing, utcnow
 from app.models import Activity, Issue, Membership, Notification, Project, User, Watcher
 from app.outbound.mail import enqueue_mail
 
@@ -21,6 +21,9 @@ from app.outbound.mail import enqueue_mail
 # this old, whichever comes first (decision 0006).
 DEFAULT_QUIET = timedelta(minutes=2)
 DEFAULT_LONGEST_WAIT = timedelta(minutes=15)
+
+# The NOTIFY channel that says whose inbox changed (comma-separated user ids).
+INBOX_CHANNEL = "issues_inbox"
 
 REASON_TEXT = {
     "assigned": "assigned to you",
@@ -55,13 +58,13 @@ async def notify(
     commented: bool = False,
     mentioned: Iterable[int] = (),
 ) -> None:
-    """Record what each watcher should hear about this change, in the change's transaction.
-    The actor is never told about their own change; people who turned mail off, or who can no
-    longer read the project, are left out."""
+    """Record what each watcher should hear about this change, in the change's transaction:
+    one row per person, for their inbox and (if they want mail) their next digest. The actor is
+    never told about their own change; people who can no longer read the project are left out."""
     reasons: dict[int, str] = {}
     if status_changed or commented:
-        # Watchers who want mail and may read the project, in one query.
-        for user_id in await _readers_who_want_mail(session, issue.project_id, watching=issue.id):
+        # Watchers who may read the project, in one query.
+        for user_id in await _readers(session, issue.project_id, watching=issue.id):
             reasons[user_id] = "commented" if commented else "status_changed"
     named = {user_id: "mentioned" for user_id in mentioned}
     if assigned_to is not None:
@@ -69,7 +72,7 @@ async def notify(
     await watch_automatically(session, issue, named)
     named.pop(actor.id, None)
     if named:
-        readers = await _readers_who_want_mail(session, issue.project_id, among=named)
+        readers = await _readers(session, issue.project_id, among=named)
         reasons.update((user_id, reason) for user_id, reason in named.items() if user_id in readers)
     reasons.pop(actor.id, None)
     if not reasons:
@@ -78,19 +81,36 @@ async def notify(
         Notification(user_id=user_id, issue_id=issue.id, activity_id=activity.id, reason=reason)
         for user_id, reason in reasons.items()
     )
+    await inbox_changed(session, reasons)
 
 
-async def _readers_who_want_mail(
+async def inbox_changed(session: AsyncSession, user_ids: Iterable[int]) -> None:
+    """Say that these people's inbox changes with this transaction: their open count streams
+    read it again once it commits. On PostgreSQL a NOTIFY sent now, which the server delivers
+    at commit to every worker (and drops on rollback); on SQLite's one process the after-commit
+    hook (decision 0028)."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_notify(:channel, :users)"),
+            {"channel": INBOX_CHANNEL, "users": ",".join(map(str, wanted))},
+        )
+    else:
+        after_commit.note_inbox(session, wanted)
+
+
+async def _readers(
     session: AsyncSession,
     project_id: int,
     *,
     among: Iterable[int] = (),
     watching: int | None = None,
 ) -> set[int]:
-    """Those of `among` (or the watchers of issue `watching`) who want mail and may read the
-    project."""
+    """Those of `among` (or the watchers of issue `watching`) who may read the project."""
     project = await session.get(Project, project_id)
-    query = select(User.id).where(User.notify_by_email.is_(True))
+    query = select(User.id)
     if watching is not None:
         query = query.join(Watcher, Watcher.user_id == User.id).where(
             Watcher.issue_id == watching, Watcher.watching.is_(True)
@@ -118,7 +138,8 @@ async def mail_due_digests(
     quiet: timedelta = DEFAULT_QUIET,
     longest_wait: timedelta = DEFAULT_LONGEST_WAIT,
 ) -> int:
-    """Queue one email per user whose pending notifications are due, and mark them mailed.
+    """Queue one email per user whose pending notifications are due, and mark them mailed
+    (those of people who turned mail off are marked so without a mail).
     Returns how many emails were queued. Safe to run in every worker at once."""
     now = utcnow()
     due_users = list(
@@ -155,13 +176,15 @@ async def _mail_digest(session: AsyncSession, user_id: int, base_url: str) -> in
     if not rows or user is None:
         await session.rollback()
         return 0
+    # Marked handled either way: a person who turned mail off keeps the rows for the inbox,
+    # and they are not read here again and again.
     await session.execute(
         update(Notification)
         .where(Notification.id.in_([row.id for row in rows]))
         .values(emailed_at=utcnow())
     )
-    lines = await _digest_lines(session, user, rows)
-    if lines and user.notify_by_email:
+    lines = await _digest_lines(session, user, rows) if user.notify_by_email else []
+    if lines:
         enqueue_mail(
             session,
             to_address=user.email,
@@ -173,7 +196,7 @@ async def _mail_digest(session: AsyncSession, user_id: int, base_url: str) -> in
             link=f"{base_url}/issues?tab=watching",
         )
     await session.commit()
-    return int(bool(lines and user.notify_by_email))
+    return int(bool(lines))
 
 
 async def _digest_lines(

@@ -97,6 +97,14 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "passkeys.sign_in": ("anyone", "POST", "/auth/passkey/verify", {}),
     "passkeys.second_factor_options": ("anyone", "POST", "/auth/passkey/second-factor/options", {}),
     "passkeys.second_factor": ("anyone", "POST", "/auth/passkey/second-factor/verify", {}),
+    # The inbox: one's own entries only ("saver": the owner has an entry of the issue).
+    "inbox.index": ("login", "GET", "/inbox/?tab=all", {}),
+    "inbox.count": ("login", "GET", "/inbox/count", {}),
+    "inbox.events": ("login", "STREAM", "/inbox/events", {}),
+    "inbox.read_all": ("login", "POST", "/inbox/read-all", {}),
+    "inbox.read": ("saver", "POST", "/inbox/{issue_id}/read", {}),
+    "inbox.done": ("saver", "POST", "/inbox/{issue_id}/done", {}),
+    "inbox.open_issue": ("saver", "GET", "/inbox/{issue_id}", {}),
     "projects.index": ("login", "GET", "/projects", {}),
     "projects.new": ("login", "GET", "/projects/new", {}),
     "finding.my_issues": ("login", "GET", "/issues", {}),
@@ -265,6 +273,8 @@ async def build_world(app: Quart, public: bool) -> World:
         await add_member(session, project, bystander, Role.MEMBER)
         issue = await make_issue(session, owner, project)
         comment = await comments.add_comment(session, owner, issue.id, "A first comment")
+        # The owner (a watcher, as reporter) hears of it: an entry in the owner's inbox.
+        await comments.add_comment(session, bystander, issue.id, "A question for the owner")
         attachment = await make_attachment(
             session, app.extensions["attachment_storage"], owner, issue
         )
