@@ -81,6 +81,8 @@ async def reader_of(session: AsyncSession, secret_key: str, token: str) -> User:
         signature, _signature(secret_key, user_id, row[0].salt)
     ):
         raise NotFound("No such feed.")
+    if row[1].deactivated_at is not None:
+        raise NotFound("No such feed.")  # deactivation ends every way in, feed links too
     return row[1]
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import AuditEvent
-from app.services import comments, projects, relations, search
+from app.services import admin, comments, projects, relations, search
 from tests.factories import add_member, make_issue, make_project, make_user
 from tests.pages import PASSWORD, log_in, submit, text_of
 
@@ -166,3 +166,19 @@ async def test_turning_feed_links_on_renewing_and_off_is_audited(
         ("token.created", {"kind": "feed"}),
         ("token.revoked", {"kind": "feed"}),
     ]
+
+
+async def test_a_deactivated_persons_feed_links_stop_working(
+    app: Quart, world: dict[str, Any], session: AsyncSession
+) -> None:
+    bob = await logged_in(app, "bob@example.com")
+    token = await feed_token(bob)
+    path = f"/p/SEC/activity.atom?token={token}"
+    assert (await app.test_client().get(path)).status_code == 200
+    root = await make_user(session, email="root@example.com")
+    root.is_admin = True
+    session.add(root)
+    await session.commit()
+    session.expunge(root)
+    await admin.deactivate(session, root, world["bob"].id)
+    assert (await app.test_client().get(path)).status_code == 404
