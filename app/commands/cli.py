@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from quart import Quart
@@ -19,26 +19,11 @@ from app.commands import imports
 from app.commands.backup import BackupRefused, back_up
 from app.commands.demo import DEMO_PASSWORD, PEOPLE, seed_demo
 from app.commands.maintenance import prune_activity
+from app.commands.running import run_with_session
 from app.errors import ServiceError
 from app.models import User
 from app.outbound.mail.outbox import retry_mail, undelivered_mail
 from app.services import accounts, project_webhooks, two_factor
-
-T = TypeVar("T")
-
-
-def _run_with_session(app: Quart, job: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run one job on a session of the app's database, then let the engine go."""
-
-    async def run() -> T:
-        database = app.extensions["database"]
-        try:
-            async with database.sessionmaker() as session:
-                return await job(session)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(run())
 
 
 @dataclass(frozen=True)
@@ -89,7 +74,7 @@ def _delivery_commands(app: Quart, queue: DeliveryQueue) -> click.Group:
     @group.command("pending")
     def pending() -> None:
         """List what waits to be delivered (pending) and what was given up on (failed)."""
-        rows = _run_with_session(app, queue.undelivered)
+        rows = run_with_session(app, queue.undelivered)
         for row in rows:
             click.echo(queue.describe(row))
         click.echo(f"{len(rows)} {queue.noun}(s) pending or failed.")
@@ -102,7 +87,7 @@ def _delivery_commands(app: Quart, queue: DeliveryQueue) -> click.Group:
         if retry_all == bool(ids):
             raise click.UsageError("Give the ids to retry, or --all (not both).")
         chosen = None if retry_all else list(ids)
-        count = _run_with_session(app, lambda session: queue.retry(session, chosen))
+        count = run_with_session(app, lambda session: queue.retry(session, chosen))
         click.echo(f"{count} {queue.noun}(s) will be sent again.")
         if chosen is not None and count < len(chosen):
             click.echo("The others are unknown, already delivered, or being sent right now.")
@@ -170,12 +155,9 @@ def init_app(app: Quart) -> None:
     @click.argument("email")
     def reset_two_factor(email: str) -> None:
         """Turn off an account's two-factor sign-in (lost phone and recovery codes)."""
-        try:
-            user = _run_with_session(
-                app, lambda session: two_factor.reset_from_the_command_line(session, email)
-            )
-        except ServiceError as refusal:
-            raise click.ClickException(refusal.message) from refusal
+        user = run_with_session(
+            app, lambda session: two_factor.reset_from_the_command_line(session, email)
+        )
         click.echo(f"Two-factor sign-in is off for {user.email}: the password alone logs in.")
 
     @app.cli.command("seed-demo")
@@ -234,7 +216,7 @@ def init_app(app: Quart) -> None:
     def prune_activity_command(days: int) -> None:
         """Delete the activity log beyond a retention window. Live clients further behind are
         told to reload; issue timelines show what is left."""
-        pruned = _run_with_session(
+        pruned = run_with_session(
             app, lambda session: prune_activity(session, older_than=timedelta(days=days))
         )
         click.echo(f"Deleted {pruned} activity rows older than {days} days.")

@@ -3,36 +3,17 @@ and `merge-person PLACEHOLDER_EMAIL REAL_EMAIL`: the same services as the pages,
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from quart import Quart
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import ServiceError
+from app.commands.running import run_with_session
 from app.models import Project, User
 from app.services import importing
-
-T = TypeVar("T")
-
-
-def _run(app: Quart, job: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async def run() -> T:
-        database = app.extensions["database"]
-        try:
-            async with database.sessionmaker() as session:
-                return await job(session)
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(run())
-    except ServiceError as refusal:
-        raise click.ClickException(refusal.message) from refusal
 
 
 def describe_summary(summary: dict[str, Any]) -> list[str]:
@@ -72,7 +53,7 @@ def _import(app: Quart, kind: str, source: Path, project_key: str, actor_email: 
 
         return await importing.import_now(session, actor, project_id, data, progress)
 
-    for line in describe_summary(_run(app, job)):
+    for line in describe_summary(run_with_session(app, job)):
         click.echo(line)
 
 
@@ -111,4 +92,4 @@ def init_app(app: Quart) -> None:
             merged = await importing.merge_placeholder(session, placeholder_id, real_id)
             return merged.email
 
-        click.echo(f"{placeholder_email} merged into {_run(app, job)}.")
+        click.echo(f"{placeholder_email} merged into {run_with_session(app, job)}.")
