@@ -45,6 +45,7 @@ from app.commands import cli
 from app.config import config
 from app.db import Database
 from app.live import Broker, CardCache, PostgresListener
+from app.live.broker import encode_state
 from app.live.inbox import InboxBroker
 from app.outbound.mail import mail_sender_from_config
 from app.outbound.webhooks import webhook_sender_from_config
@@ -186,6 +187,11 @@ def _connect_imports(app: Quart, database: Database) -> None:
         lease_seconds=app.config["IMPORT_LEASE_SECONDS"],
     )
     app.extensions["import_runner"] = runner
+    # Its progress on the project's streams (PostgreSQL: from the listener, for every worker).
+    broker: Broker = app.extensions["broker"]
+    runner.tell_progress = lambda project_id, state: broker.tell(
+        project_id, encode_state("import", state)
+    )
     if app.config["IMPORT_RUN_IN_BACKGROUND"]:
         _while_serving(app, runner.start, runner.stop)
 

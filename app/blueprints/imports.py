@@ -109,5 +109,6 @@ async def job(key: str, job_id: int) -> str:
 @bp.get("/p/<project_key:key>/imports/<int(max=2147483647):job_id>/progress")
 @login_required
 async def progress(key: str, job_id: int) -> str:
-    """The job's progress and, once it is over, its summary: the page polls this part."""
+    """The job's progress and, once it is over, its summary: what the page reads when its
+    stream opens and when the stream says the job is over."""
     return await render_template("imports/_progress.html", **await _job_context(key, job_id))

@@ -30,6 +30,11 @@ def encode(seq: int, kind: str, data: dict[str, Any]) -> bytes:
     return f"id: {seq}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+def encode_state(kind: str, data: dict[str, Any]) -> bytes:
+    """A server-sent event outside the log: no id (see Broker.tell)."""
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
 FAN_OUT_PAGE = 500
 RESYNC = object()  # queued instead of an event when a subscriber fell too far behind
 CLOSE = object()  # queued when a subscriber may no longer read the project
@@ -169,7 +174,7 @@ class Broker:
         self.recheck_seconds = recheck_seconds
         self._rechecking: asyncio.Task[None] | None = None
         self.feeds: dict[int, _ProjectFeed] = defaultdict(_ProjectFeed)
-        self.presence = Presence(send=self._send_presence)
+        self.presence = Presence(send=self.tell)
 
     @property
     def subscriber_count(self) -> int:
@@ -223,7 +228,10 @@ class Broker:
         if not feed.subscribers:
             self.feeds.pop(subscriber.project_id, None)
 
-    def _send_presence(self, project_id: int, encoded: bytes) -> None:
+    def tell(self, project_id: int, encoded: bytes) -> None:
+        """Send this worker's streams of a project an event that is not in the log (no id, so
+        no Last-Event-ID moves): who is here, an import's progress. Such events are state, not
+        history: a stream that missed one gets the state whole from the page's next read."""
         feed = self.feeds.get(project_id)
         if feed is not None:
             for subscriber in list(feed.subscribers):

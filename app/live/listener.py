@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.live.broker import Broker
+from app.live.broker import Broker, encode_state
 from app.live.inbox import INBOX_CHANNEL, InboxBroker
 from app.services import admin
+from app.services.importing.jobs import PROGRESS_CHANNEL
 
 log = logging.getLogger("issues.live")
 
@@ -84,6 +86,17 @@ class PostgresListener:
         if self.inbox is not None:
             self.inbox.wake(int(part) for part in payload.split(",") if part.isdigit())
 
+    def _on_import_progress(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        """An import's progress, committed by whichever worker runs it: to this worker's
+        streams of its project (decision 0029)."""
+        try:
+            state = json.loads(payload)
+            project_id = int(state.pop("project_id"))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("live: unreadable import progress %r", payload[:200])
+            return
+        self.broker.tell(project_id, encode_state("import", state))
+
     async def _run(self) -> None:
         while True:
             connection = None
@@ -98,6 +111,7 @@ class PostgresListener:
                 await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
                 await connection.add_listener(ACCOUNTS_CHANNEL, self._on_account_closed)
                 await connection.add_listener(INBOX_CHANNEL, self._on_inbox)
+                await connection.add_listener(PROGRESS_CHANNEL, self._on_import_progress)
                 self._connection = connection
                 self.connected.set()
                 # Whatever was committed while we were away is in the log: catch up.

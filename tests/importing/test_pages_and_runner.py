@@ -63,7 +63,9 @@ async def test_an_owner_uploads_a_jira_csv_and_the_job_page_shows_the_summary(
     assert response.status_code == 302
     job_url = response.headers["Location"]
     page = await text_of(await client.get(job_url))
-    assert "queued" in page and "<progress" in page and 'hx-trigger="every 1s"' in page
+    assert "queued" in page and "<progress" in page
+    # The page moves with the project's stream, not by polling.
+    assert 'id="live"' in page and "js/import_progress.js" in page and "hx-trigger" not in page
 
     assert await runner_of(app).deliver_pending() == 1
     part = await text_of(await client.get(job_url + "/progress"))
@@ -249,3 +251,32 @@ async def test_the_commands_import_and_merge(app: Quart, database_url: str, tmp_
             )
             == 0
         )
+
+
+async def test_the_progress_reaches_the_projects_streams_as_state_without_an_id(
+    app: Quart, client: Any
+) -> None:
+    """Every report and the end, on the project's live stream (PostgreSQL: through the NOTIFY
+    every worker's listener hears), as `event: import` without an id: never in the log."""
+    [owner] = await people(app, "owner@example.com")
+    async with app.extensions["database"].sessionmaker() as session:
+        project = await make_project(session, owner, key="WEB")
+    await log_in(client, "owner@example.com")
+    broker = app.extensions["broker"]
+    watcher = await broker.subscribe(project.id)
+    try:
+        await upload(client, "WEB", CSV.encode(), "export.csv", "jira")
+        assert await runner_of(app).deliver_pending() == 1
+        told: list[bytes] = []
+        async with asyncio.timeout(10):
+            while not told or b'"status":"done"' not in told[-1]:
+                item = await watcher.queue.get(within=5)
+                if isinstance(item, bytes) and item.startswith(b"event: import"):
+                    told.append(item)
+    finally:
+        broker.unsubscribe(watcher)
+    assert all(not item.startswith(b"id:") for item in told)
+    assert told[0].startswith(
+        b'event: import\ndata: {"job_id":1,"status":"running","processed":0,"total":2}'
+    )
+    assert b'"status":"done","processed":2,"total":2' in told[-1]

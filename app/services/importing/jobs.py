@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import begin_writing, utcnow
@@ -27,6 +29,10 @@ from app.services.transaction import use_case
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # a job whose worker died this often mid-run is given up
+# Where a job's progress goes to every worker's streams of its project (PostgreSQL).
+PROGRESS_CHANNEL = "issues_import_progress"
+# (project id, {"job_id", "status", "processed", "total"}) -> told to this worker's streams.
+ProgressHook = Callable[[int, dict[str, Any]], None]
 
 
 def read_export(kind: str, path: Path) -> ImportData:
@@ -106,6 +112,7 @@ async def recent_jobs(
 class Claim:
     job_id: int
     attempt: int  # the job's `attempts` after this claim: the runner's token for its writes
+    project_id: int = 0  # known once the job is read
 
 
 def _claimable(now: Any) -> Any:
@@ -123,6 +130,10 @@ class ImportRunner(BackgroundSender[int]):
 
     name: ClassVar[str] = "import runner"
     log: ClassVar[logging.Logger] = log
+    # Set by the app factory: shows a job's progress on this worker's streams of its project.
+    # On PostgreSQL every worker (this one too) hears it from a NOTIFY in the commit that
+    # records the progress instead, so that a page on any worker moves (decision 0029).
+    tell_progress: ProgressHook | None = None
 
     def __init__(
         self,
@@ -188,8 +199,30 @@ class ImportRunner(BackgroundSender[int]):
             await session.commit()
         return None
 
-    async def _job_write(self, claim: Claim, **values: Any) -> bool:
-        """A short transaction of its own on the claimed job; False if the claim was lost."""
+    def _on_postgresql(self) -> bool:
+        return self.sessionmaker.kw["bind"].dialect.name == "postgresql"
+
+    def _state(self, claim: Claim, status: str) -> dict[str, Any]:
+        processed, total = self.progress.get(claim.job_id, (0, 0))
+        return {"job_id": claim.job_id, "status": status, "processed": processed, "total": total}
+
+    def _tell(self, claim: Claim, status: str) -> None:
+        """Show the job's state on this worker's streams of the project (SQLite: one process)."""
+        if self.tell_progress is not None:
+            self.tell_progress(claim.project_id, self._state(claim, status))
+
+    async def _announce(self, session: AsyncSession, claim: Claim, status: str) -> None:
+        """Tell the project's streams where the job stands once `session` commits: by NOTIFY
+        in that commit on PostgreSQL (every worker hears it), else right away."""
+        if self._on_postgresql():
+            payload = json.dumps({"project_id": claim.project_id, **self._state(claim, status)})
+            await session.execute(select(func.pg_notify(PROGRESS_CHANNEL, payload)))
+        else:
+            self._tell(claim, status)
+
+    async def _job_write(self, claim: Claim, *, announce: str | None = None, **values: Any) -> bool:
+        """A short transaction of its own on the claimed job; False if the claim was lost.
+        With `announce`, the project's pages hear the job's new state."""
         async with self.sessionmaker() as session:
             await begin_writing(session)
             result = await session.execute(
@@ -197,6 +230,8 @@ class ImportRunner(BackgroundSender[int]):
                 .where(ImportJob.id == claim.job_id, ImportJob.attempts == claim.attempt)
                 .values(**values)
             )
+            if announce is not None and result.rowcount == 1:
+                await self._announce(session, claim, announce)
             await session.commit()
             return result.rowcount == 1
 
@@ -207,13 +242,14 @@ class ImportRunner(BackgroundSender[int]):
             assert job is not None
             actor = await session.get(User, job.requested_by_id) if job.requested_by_id else None
             kind, path, project_id = job.kind, Path(job.source_path), job.project_id
+            claim.project_id = project_id
             if actor is not None:
                 session.expunge(actor)
         finished = False
         try:
             data = await read_export_in_thread(kind, path)
             self.progress[claim.job_id] = (0, data.total)
-            await self._job_write(claim, total=data.total, processed=0)
+            await self._job_write(claim, announce="running", total=data.total, processed=0)
             await self._import(claim, actor, project_id, data)
             finished = True
             log.info("import %s into project %s: %s issues", claim.job_id, project_id, data.total)
@@ -232,16 +268,22 @@ class ImportRunner(BackgroundSender[int]):
     async def _import(
         self, claim: Claim, actor: User | None, project_id: int, data: ImportData
     ) -> dict[str, Any]:
-        postgresql = self.sessionmaker.kw["bind"].dialect.name == "postgresql"
+        postgresql = self._on_postgresql()
 
         async def progress(processed: int) -> None:
             self.progress[claim.job_id] = (processed, data.total)
             # A separate short transaction, seen by every worker's pages while the import's own
             # stays open; on SQLite the import holds the only writer lock, so memory it is.
-            if postgresql and not await self._job_write(
-                claim, processed=processed, lease_until=utcnow() + self.lease
-            ):
-                raise ImportRefused("Another worker took this import over; this run stopped.")
+            if postgresql:
+                if not await self._job_write(
+                    claim,
+                    announce="running",
+                    processed=processed,
+                    lease_until=utcnow() + self.lease,
+                ):
+                    raise ImportRefused("Another worker took this import over; this run stopped.")
+            else:
+                self._tell(claim, "running")
             await asyncio.sleep(0)  # let the pages and streams of this worker run
 
         async with self.sessionmaker() as session:
@@ -264,15 +306,21 @@ class ImportRunner(BackgroundSender[int]):
                 if finished.rowcount != 1:
                     raise ImportRefused("Another worker took this import over; this run stopped.")
                 await take_numbers(session)
+                self.progress[claim.job_id] = (data.total, data.total)
+                if self._on_postgresql():
+                    await self._announce(session, claim, "done")  # delivered at the commit
                 await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
+        if not self._on_postgresql():
+            self._tell(claim, "done")
         return summary
 
     async def _failed(self, claim: Claim, message: str) -> bool:
         return await self._job_write(
             claim,
+            announce="failed",
             status=ImportStatus.FAILED.value,
             error=message[:5000],
             finished_at=utcnow(),

@@ -86,6 +86,11 @@
     });
     for (const kind of KINDS) source.addEventListener(kind, onEvent);
     source.addEventListener("presence", showPresence);
+    // State outside the log (no id): an import's progress, for its job page.
+    source.addEventListener("import", (message) => {
+      const data = JSON.parse(message.data);
+      document.dispatchEvent(new CustomEvent("issues:live", { detail: { kind: "import", seq: 0, data } }));
+    });
     source.addEventListener("resync", resync);
     source.addEventListener("error", () => {
       live.dataset.state = "closed";
