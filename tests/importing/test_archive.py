@@ -40,6 +40,7 @@ from app.services.importing.people import placeholder_email
 from app.services.importing.records import ImportRefused, PersonRef
 from app.storage import AttachmentStorage
 from tests.attachment_fixtures import attachments_app, stored_files
+from tests.commands.test_cli import run_quart
 from tests.conftest import (
     create_scratch_postgres_database,
     drop_scratch_postgres_database,
@@ -507,3 +508,27 @@ async def test_the_export_streams_big_projects_in_batches(
     assert_same(
         await project_rows(app, session, project.id), await project_rows(app, session, copy_id)
     )
+
+
+async def test_the_commands_export_and_restore(
+    app: Quart, session: AsyncSession, database_url: str, tmp_path: Path
+) -> None:
+    project_id = await build_rich_project(app, session, key="CLI")
+    original = await project_rows(app, session, project_id)
+    await session.commit()
+    files = {"ATTACHMENT_DIR": str(tmp_path / "files")}
+    target = tmp_path / "cli.zip"
+    code, output = await run_quart(database_url, "export", "cli", str(target), **files)
+    assert code == 0, output
+    assert "CLI written to" in output and "3 issue" in output
+    code, output = await run_quart(database_url, "restore", str(target), **files)
+    assert code != 0 and "The key CLI is taken" in output
+    code, output = await run_quart(
+        database_url, "restore", str(target), "--key", "cli2", "--as", EMAILS[0], **files
+    )
+    assert code == 0 and "restored CLI2: " in output, output
+    restored_id = await new_project_id(session, "CLI2")
+    assert_same(original, await project_rows(app, session, restored_id))
+    (tmp_path / "junk.zip").write_bytes(b"junk")
+    code, output = await run_quart(database_url, "restore", str(tmp_path / "junk.zip"), **files)
+    assert code != 0 and "This is not a project archive (.zip)" in output
