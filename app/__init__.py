@@ -185,6 +185,7 @@ def _connect_imports(app: Quart, database: Database) -> None:
         poll_seconds=app.config["IMPORT_POLL_SECONDS"],
         lease_seconds=app.config["IMPORT_LEASE_SECONDS"],
     )
+    runner.storage = app.extensions["attachment_storage"]  # restores write files (0030)
     app.extensions["import_runner"] = runner
     if app.config["IMPORT_RUN_IN_BACKGROUND"]:
         _while_serving(app, runner.start, runner.stop)

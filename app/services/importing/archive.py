@@ -46,7 +46,7 @@ from app.models.attachment import THUMBNAIL_SUFFIX
 from app.services.activity import take_numbers
 from app.services.importing.people import resolve_people
 from app.services.importing.records import ImportRefused, PersonRef
-from app.services.importing.writer import _write_search_documents
+from app.services.importing.writer import Progress, _write_search_documents
 from app.services.projects import normalise_key
 from app.storage import CHUNK_BYTES, AttachmentStorage
 
@@ -468,6 +468,7 @@ async def restore_archive(
     archive: Archive,
     *,
     key: str | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Write the archive as a new project in the caller's transaction and say what was done.
     Numbers, seq, times and versions are kept exactly; people are matched by address, else
@@ -557,6 +558,7 @@ async def _restore_part(
     ids: dict[str, dict[Any, int]],
     summary: dict[str, Any],
     stored: list[str],
+    progress: Progress | None = None,
 ) -> None:
     records = archive.records.get(part.type, [])
     references = part.references()
@@ -593,6 +595,8 @@ async def _restore_part(
             )
         else:
             await session.execute(insert(table), chunk)
+        if part.type == "issue" and progress is not None:
+            await progress(start + len(chunk))
     if part.type == "status":
         ids["status"] = {r["name"]: i for r, i in zip(rows, made, strict=True)}
     elif part.type == "milestone":
