@@ -136,7 +136,8 @@ async def project_rows(
     app: Quart, session: AsyncSession, project_id: int, aliases: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Every row of every project table, ids replaced by numbers, names and addresses (a
-    placeholder by the address it stands for), storage keys by the bytes; compared as sets."""
+    placeholder by the address it stands for), storage keys by the bytes; compared as sets.
+    Only this project's rows give names: an id pointing into another project reads None."""
     aliases = aliases or {}
     people = {
         user_id: aliases.get(email, email)
@@ -153,15 +154,46 @@ async def project_rows(
         "user": people,
         "issue": issue_numbers,
         "workflow_status": dict(
-            (await session.execute(select(WorkflowStatus.id, WorkflowStatus.name))).all()
+            (
+                await session.execute(
+                    select(WorkflowStatus.id, WorkflowStatus.name).where(
+                        WorkflowStatus.project_id == project_id
+                    )
+                )
+            ).all()
         ),
-        "milestone": dict((await session.execute(select(Milestone.id, Milestone.title))).all()),
-        "label": dict((await session.execute(select(Label.id, Label.name))).all()),
+        "milestone": dict(
+            (
+                await session.execute(
+                    select(Milestone.id, Milestone.title).where(Milestone.project_id == project_id)
+                )
+            ).all()
+        ),
+        "label": dict(
+            (
+                await session.execute(
+                    select(Label.id, Label.name).where(Label.project_id == project_id)
+                )
+            ).all()
+        ),
         "comment": {
             c.id: (issue_numbers.get(c.issue_id), c.created_at.isoformat())
-            for c in await session.execute(select(Comment.id, Comment.issue_id, Comment.created_at))
+            for c in await session.execute(
+                select(Comment.id, Comment.issue_id, Comment.created_at).where(
+                    Comment.issue_id.in_(issue_numbers)
+                )
+            )
+        },
+        "attachment": {
+            a.id: (issue_numbers.get(a.issue_id), a.file_name, a.created_at.isoformat())
+            for a in await session.execute(
+                select(
+                    Attachment.id, Attachment.issue_id, Attachment.file_name, Attachment.created_at
+                )
+            )
         },
     }
+    tables_of = {"person": "user", "status": "workflow_status"}
     project = (
         await session.execute(select(Project.__table__).where(Project.id == project_id))
     ).one()
@@ -191,6 +223,11 @@ async def project_rows(
                     value = await read_stored(app, value, row._mapping["has_thumbnail"])
                 if column.name == "document":
                     value = str(value)
+                if column.name == "payload":
+                    # Ids inside payloads name rows too: by the same names (None once gone).
+                    value = json.loads(json.dumps(value))
+                    for container, key, target in archive.payload_ids(row.kind, value):
+                        container[key] = names[tables_of.get(target, target)].get(container[key])
                 values[column.name] = value
             found.append(json.dumps(values, sort_keys=True, default=str))
         rows[table.name] = sorted(found)

@@ -65,6 +65,38 @@ _REFERENCE_KINDS = {
 }
 
 
+# Ids inside activity payloads, by key: what they are written as. The burn-up chart reads
+# `milestone: [before, after]` ids; the live layer reads `comment_id`. In the archive such an id
+# is {"$ref": kind, "name": ...} (name None when its row is gone), and a restore writes the new
+# row's id back.
+PAYLOAD_REFS = {
+    "comment_id": "comment",
+    "attachment_id": "attachment",
+    "status_id": "status",
+    "user_id": "person",
+    "sub_issue_id": "issue",
+    "other_issue_id": "issue",
+}
+
+
+def payload_ids(kind: str, payload: dict[str, Any]) -> list[tuple[Any, int, str]]:
+    """Where a payload holds ids: (container, key or index, kind of row)."""
+    found: list[tuple[Any, int, str]] = []
+    for key, target in PAYLOAD_REFS.items():
+        if isinstance(payload.get(key), int):
+            found.append((payload, key, target))  # type: ignore[arg-type]
+    if kind.startswith("milestone.") and isinstance(payload.get("id"), int):
+        found.append((payload, "id", "milestone"))  # type: ignore[arg-type]
+    pair = payload.get("milestone")
+    if (
+        isinstance(pair, list)
+        and len(pair) == 2
+        and all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in pair)
+    ):
+        found += [(pair, place, "milestone") for place in (0, 1) if pair[place] is not None]
+    return found
+
+
 @dataclass(frozen=True)
 class Part:
     """One table's records: `type` in the archive, its table, the order rows are written in."""
@@ -100,7 +132,7 @@ def _plain(column: str) -> str:
     return "issue_type" if column == "type" else column
 
 
-_EXTRA = {"issue": ["labels"], "comment": ["ref"], "attachment": ["file", "thumbnail"]}
+_EXTRA = {"issue": ["labels"], "comment": ["ref"], "attachment": ["ref", "file", "thumbnail"]}
 # storage_key is the instance's own name for the bytes: the archive has `file` instead.
 _LEFT_OUT = {"attachment": {"storage_key"}}
 
@@ -140,7 +172,8 @@ def _project_scope(part: Part, project_id: int) -> Any:
         return table.c.project_id == project_id
     issues = select(Issue.id).where(Issue.project_id == project_id)
     if part.type == "relation":
-        return table.c.source_id.in_(issues)
+        # A relation to another project's issue has nothing to point at in a new instance.
+        return table.c.source_id.in_(issues) & table.c.target_id.in_(issues)
     return table.c.issue_id.in_(issues)
 
 
@@ -153,6 +186,7 @@ class _Names:
         self.status: dict[int, str] = {}
         self.milestone: dict[int, str] = {}
         self.comment: dict[int, int] = {}
+        self.attachment: dict[int, int] = {}
         self.label: dict[int, str] = {}
 
     def of(self, kind: str, value: int | None) -> Any:
@@ -241,6 +275,13 @@ async def export_project(
     return counts
 
 
+def _named_payload(kind: str, payload: dict[str, Any], names: _Names) -> dict[str, Any]:
+    payload = json.loads(json.dumps(payload))  # a copy to rewrite
+    for container, key, target in payload_ids(kind, payload):
+        container[key] = {"$ref": target, "name": getattr(names, target).get(container[key])}
+    return payload
+
+
 async def _export_part(
     session: AsyncSession,
     part: Part,
@@ -286,7 +327,10 @@ async def _export_part(
                 record["labels"] = sorted(labels.get(values["id"], []))
             elif part.type == "comment":
                 names.comment[values["id"]] = record["ref"] = len(names.comment) + 1
+            elif part.type == "activity":
+                record["payload"] = _named_payload(values["kind"], values["payload"], names)
             elif part.type == "attachment":
+                names.attachment[values["id"]] = record["ref"] = len(names.attachment) + 1
                 key = values["storage_key"]
                 record["file"] = f"files/{key}"
                 files.append((key, record["file"]))
@@ -355,7 +399,8 @@ def _read_records(path: Path, raw: IO[bytes]) -> Archive:
     result: Archive | None = None
     parents: list[tuple[str, Any]] = []
     known: dict[str, set[Any]] = {
-        kind: set() for kind in ("person", "status", "label", "milestone", "issue", "comment")
+        kind: set()
+        for kind in ("person", "status", "label", "milestone", "issue", "comment", "attachment")
     }
     for line, text in enumerate(raw, start=1):
         where = f"{RECORDS} line {line}"
@@ -415,13 +460,17 @@ def _read_records(path: Path, raw: IO[bytes]) -> Archive:
         elif kind == "comment":
             values["ref"] = record["ref"]
         elif kind == "attachment":
+            values["ref"] = record["ref"]
             values["file"], values["thumbnail"] = record["file"], record["thumbnail"]
+        elif kind == "activity":
+            _check_payload(values["payload"], known, where)
         for own, name in (
             ("status", "name"),
             ("label", "name"),
             ("milestone", "title"),
             ("issue", "number"),
             ("comment", "ref"),
+            ("attachment", "ref"),
         ):
             if kind == own:
                 known[own].add(values[name])
@@ -434,6 +483,32 @@ def _read_records(path: Path, raw: IO[bytes]) -> Archive:
     if not known["status"]:
         raise ImportRefused(f"{RECORDS}: the archive has no workflow statuses.")
     return result
+
+
+def _check_payload(payload: Any, known: dict[str, set[Any]], where: str) -> None:
+    """Every {"$ref": ...} in a payload names a row the archive has (or none: its row is gone)."""
+    if isinstance(payload, dict):
+        if "$ref" in payload:
+            target, name = payload.get("$ref"), payload.get("name")
+            if target not in known or (name is not None and name not in known[target]):
+                raise ImportRefused(f"{where}: the payload names an unknown {target} {name!r}.")
+            return
+        for value in payload.values():
+            _check_payload(value, known, where)
+    elif isinstance(payload, list):
+        for value in payload:
+            _check_payload(value, known, where)
+
+
+def _restored_payload(payload: Any, ids: dict[str, dict[Any, int]]) -> Any:
+    if isinstance(payload, dict):
+        if "$ref" in payload:
+            name = payload["name"]
+            return None if name is None else ids[payload["$ref"]][name]
+        return {key: _restored_payload(value, ids) for key, value in payload.items()}
+    if isinstance(payload, list):
+        return [_restored_payload(value, ids) for value in payload]
+    return payload
 
 
 def _require(record: dict[str, Any], fields: list[str], where: str) -> None:
@@ -582,10 +657,12 @@ async def _restore_part(
             continue
         if part.type == "attachment":
             row["storage_key"] = await _store(storage, archive, record, row, stored)
+        elif part.type == "activity":
+            row["payload"] = _restored_payload(row["payload"], ids)
         rows.append(row)
     if not rows:
         return
-    returning = part.type in ("status", "milestone", "issue", "comment")
+    returning = part.type in ("status", "milestone", "issue", "comment", "attachment")
     made: list[int] = []
     for start in range(0, len(rows), BATCH):
         chunk = rows[start : start + BATCH]
@@ -601,8 +678,8 @@ async def _restore_part(
         ids["status"] = {r["name"]: i for r, i in zip(rows, made, strict=True)}
     elif part.type == "milestone":
         ids["milestone"] = {r["title"]: i for r, i in zip(rows, made, strict=True)}
-    elif part.type == "comment":
-        ids["comment"] = {r["ref"]: i for (_, r), i in zip(records, made, strict=True)}
+    elif part.type in ("comment", "attachment"):
+        ids[part.type] = {r["ref"]: i for (_, r), i in zip(records, made, strict=True)}
     elif part.type == "issue":
         await _restore_issue_links(session, records, made, project_id, ids)
 
