@@ -36,6 +36,7 @@ from app.models import (
 )
 from app.services import comments, issues, milestones, projects, relations
 from app.services.importing import archive
+from app.services.importing.archive import export as archive_export
 from app.services.importing.people import placeholder_email
 from app.services.importing.records import ImportRefused, PersonRef
 from app.storage import AttachmentStorage
@@ -532,7 +533,7 @@ async def test_the_export_streams_big_projects_in_batches(
     app: Quart, session: AsyncSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """More issues than a batch: every one is exported, in number order."""
-    monkeypatch.setattr(archive, "BATCH", 7)
+    monkeypatch.setattr(archive_export, "BATCH", 7)
     owner = await make_user(session)
     project = await make_project(session, owner, key="BIG")
     for _ in range(20):

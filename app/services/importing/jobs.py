@@ -150,6 +150,30 @@ def _claimable(now: Any) -> Any:
     )
 
 
+async def _finish(
+    session: AsyncSession, claim: Claim, summary: dict[str, Any], total: int, **values: Any
+) -> None:
+    """The job's `done`, in the import's own transaction, named by the claim: a runner that
+    lost its job to another writes nothing (ImportRefused). Takes the numbers last."""
+    finished = await session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == claim.job_id, ImportJob.attempts == claim.attempt)
+        .values(
+            status=ImportStatus.DONE.value,
+            summary=summary,
+            total=total,
+            processed=total,
+            finished_at=utcnow(),
+            lease_until=None,
+            error="",
+            **values,
+        )
+    )
+    if finished.rowcount != 1:
+        raise ImportRefused("Another worker took this job over; this run stopped.")
+    await take_numbers(session)
+
+
 class ImportRunner(BackgroundSender[int]):
     """Claims queued imports and runs them one at a time, like the senders: several workers may
     run one each, and a claim (an UPDATE that only one of them can win) hands a job to exactly
@@ -299,22 +323,7 @@ class ImportRunner(BackgroundSender[int]):
             await begin_writing(session)
             try:
                 summary = await write_import(session, actor, project_id, data, progress)
-                finished = await session.execute(
-                    update(ImportJob)
-                    .where(ImportJob.id == claim.job_id, ImportJob.attempts == claim.attempt)
-                    .values(
-                        status=ImportStatus.DONE.value,
-                        summary=summary,
-                        total=data.total,
-                        processed=data.total,
-                        finished_at=utcnow(),
-                        lease_until=None,
-                        error="",
-                    )
-                )
-                if finished.rowcount != 1:
-                    raise ImportRefused("Another worker took this import over; this run stopped.")
-                await take_numbers(session)
+                await _finish(session, claim, summary, data.total)
                 await session.commit()
             except BaseException:
                 await session.rollback()
@@ -340,23 +349,7 @@ class ImportRunner(BackgroundSender[int]):
                 project_id = await session.scalar(
                     select(Project.id).where(Project.key == summary["key"])
                 )
-                finished = await session.execute(
-                    update(ImportJob)
-                    .where(ImportJob.id == claim.job_id, ImportJob.attempts == claim.attempt)
-                    .values(
-                        project_id=project_id,
-                        status=ImportStatus.DONE.value,
-                        summary=summary,
-                        total=checked.total,
-                        processed=checked.total,
-                        finished_at=utcnow(),
-                        lease_until=None,
-                        error="",
-                    )
-                )
-                if finished.rowcount != 1:
-                    raise ImportRefused("Another worker took this restore over; this run stopped.")
-                await take_numbers(session)
+                await _finish(session, claim, summary, checked.total, project_id=project_id)
                 await session.commit()
             except BaseException:
                 await session.rollback()
