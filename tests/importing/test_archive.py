@@ -453,6 +453,10 @@ async def test_bad_archives_are_refused_naming_the_line(
             "is not in the zip.",
         ),
         (
+            rewrite(path, tmp_path / "twice.zip", lambda ls: ls.append(dict(first(ls, "issue")))),
+            f"project.jsonl line {len(lines) + 1}: a second issue with the number 1.",
+        ),
+        (
             rewrite(path, tmp_path / "type.zip", lambda ls: ls.append({"type": "spaceship"})),
             f'project.jsonl line {len(lines) + 1}: unknown record type "spaceship".',
         ),

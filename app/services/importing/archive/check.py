@@ -156,6 +156,10 @@ def _read_records(path: Path, raw: IO[bytes]) -> Archive:
             ("attachment", "ref"),
         ):
             if kind == own:
+                if values[name] in known[own]:
+                    raise ImportRefused(
+                        f"{where}: a second {own} with the {name} {values[name]!r}."
+                    )
                 known[own].add(values[name])
         result.records.setdefault(kind, []).append((line, values))
     if result is None:

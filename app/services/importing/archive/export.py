@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -98,11 +99,8 @@ async def export_project(
     files: list[tuple[str, str]] = []  # (storage key, path in the zip)
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         with archive.open(RECORDS, "w", force_zip64=True) as raw:
-
-            def emit(record: dict[str, Any]) -> None:
-                raw.write(json.dumps(record, ensure_ascii=False, sort_keys=False).encode())
-                raw.write(b"\n")
-                counts[record["type"]] = counts.get(record["type"], 0) + 1
+            out = _Lines(raw, counts)
+            emit = out.emit
 
             emit(
                 {
@@ -131,13 +129,32 @@ async def export_project(
             ):
                 names.label[row.id] = row.name
             for part in PARTS:
-                await _export_part(session, part, project_id, names, emit, files)
+                await _export_part(session, part, project_id, names, out, files)
+            await out.flush()
         for key, name in files:
-            # Streamed from the storage into the entry a chunk at a time.
+            # Streamed from the storage into the entry a chunk at a time (deflated in a thread).
             with archive.open(name, "w", force_zip64=True) as entry:
                 async for chunk in storage.stream(key):
-                    entry.write(chunk)
+                    await asyncio.to_thread(entry.write, chunk)
     return counts
+
+
+class _Lines:
+    """The records' lines, gathered per batch and compressed into the entry in a thread: the
+    event loop only encodes JSON."""
+
+    def __init__(self, raw: IO[bytes], counts: dict[str, int]) -> None:
+        self.raw, self.counts = raw, counts
+        self.pending: list[bytes] = []
+
+    def emit(self, record: dict[str, Any]) -> None:
+        self.pending.append(json.dumps(record, ensure_ascii=False).encode() + b"\n")
+        self.counts[record["type"]] = self.counts.get(record["type"], 0) + 1
+
+    async def flush(self) -> None:
+        if self.pending:
+            data, self.pending = b"".join(self.pending), []
+            await asyncio.to_thread(self.raw.write, data)
 
 
 def _named_payload(kind: str, payload: dict[str, Any], names: _Names) -> dict[str, Any]:
@@ -152,7 +169,7 @@ async def _export_part(
     part: Part,
     project_id: int,
     names: _Names,
-    emit: Any,
+    out: _Lines,
     files: list[tuple[str, str]],
 ) -> None:
     table = part.table
@@ -203,4 +220,5 @@ async def _export_part(
                 if values["has_thumbnail"]:
                     record["thumbnail"] = f"files/{key}{THUMBNAIL_SUFFIX}"
                     files.append((key + THUMBNAIL_SUFFIX, record["thumbnail"]))
-            emit(record)
+            out.emit(record)
+        await out.flush()
