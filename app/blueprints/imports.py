@@ -123,9 +123,13 @@ async def progress(key: str, job_id: int) -> str:
 @bp.get("/p/<project_key:key>/export")
 @login_required
 async def export(key: str) -> Response:
-    """The project's archive as a download (owners and admins): written to a temporary file
-    first (one read transaction, rows in batches), then streamed out and removed."""
-    project = await _managed(key)
+    """The project's archive as a download (owners and admins), read in one transaction."""
+    return await archive_download(await _managed(key))
+
+
+async def archive_download(project: Project) -> Response:
+    """The project's archive as a response (the caller checked who asks): written to a
+    temporary file in IMPORT_DIR, streamed out, then removed. Also the API's."""
     session = get_session()
     folder = imports_dir()
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)

@@ -13,8 +13,10 @@ from quart import Quart
 from quart.datastructures import FileStorage
 from sqlalchemy import func, select
 
-from app.models import ImportJob, Issue, Project, Role
-from app.services.importing import ImportRunner
+from app.models import ImportJob, Issue, Project, Role, User
+from app.services import api_tokens
+from app.services.importing import ImportRunner, archive
+from tests.api.conftest import bearer
 from tests.attachment_fixtures import attachments_app, stored_files
 from tests.factories import add_member, make_attachment, make_issue, make_project
 from tests.importing.test_pages_and_runner import people
@@ -130,3 +132,26 @@ async def test_a_bad_archive_fails_its_job_naming_the_fault_and_an_empty_file_is
     assert "This is not a project archive (.zip)" in part
     async with app.extensions["database"].sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Project)) == 1
+
+
+async def test_the_api_exports_for_managers_and_the_document_lists_it(
+    app: Quart, client: Any
+) -> None:
+    await web_project(app)
+    async with app.extensions["database"].sessionmaker() as session:
+        owner = await session.scalar(select(User).where(User.email == "owner@example.com"))
+        member = await session.scalar(select(User).where(User.email == "member@example.com"))
+        owner_token = (await api_tokens.create_token(session, owner, name="t", scope="read")).secret
+        member_token = (
+            await api_tokens.create_token(session, member, name="t", scope="read")
+        ).secret
+    response = await client.get("/api/v1/projects/WEB/export", headers=bearer(owner_token))
+    assert response.status_code == 200 and response.content_type == "application/zip"
+    saved = Path(app.instance_path) / "api.zip"
+    saved.write_bytes(await response.get_data())
+    lines = list(archive.iter_lines(saved))
+    assert [line["title"] for line in lines if line["type"] == "issue"] == ["Rocket", "Fuel"]
+    response = await client.get("/api/v1/projects/WEB/export", headers=bearer(member_token))
+    assert response.status_code == 403
+    spec = await (await client.get("/api/v1/openapi.json")).get_json()
+    assert "get" in spec["paths"]["/api/v1/projects/{key}/export"]
