@@ -3,6 +3,8 @@ from the projects list as a background job with its progress and summary."""
 
 from __future__ import annotations
 
+import json
+import zipfile
 from collections.abc import AsyncIterator
 from io import BytesIO
 from pathlib import Path
@@ -155,3 +157,38 @@ async def test_the_api_exports_for_managers_and_the_document_lists_it(
     assert response.status_code == 403
     spec = await (await client.get("/api/v1/openapi.json")).get_json()
     assert "get" in spec["paths"]["/api/v1/projects/{key}/export"]
+
+
+async def test_a_restore_job_failing_in_the_database_leaves_no_project_rows_or_files(
+    app: Quart, client: Any, tmp_path: Path
+) -> None:
+    await web_project(app)
+    await log_in(client, "owner@example.com")
+    data = await (await client.get("/p/WEB/export")).get_data()
+    source, broken = tmp_path / "web.zip", tmp_path / "broken.zip"
+    source.write_bytes(data)
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(broken, "w") as out:
+        for name in original.namelist():
+            content = original.read(name)
+            if name == archive.RECORDS:
+                lines = [json.loads(line) for line in content.splitlines()]
+                events = [line for line in lines if line["type"] == "activity"]
+                events[-1]["seq"] = events[0]["seq"]  # passes the check; the database refuses it
+                content = "\n".join(json.dumps(line) for line in lines).encode()
+            out.writestr(name, content)
+    files = stored_files(app)
+    async with app.extensions["database"].sessionmaker() as session:
+        counts = [
+            await session.scalar(select(func.count()).select_from(model))
+            for model in (Project, Issue, User)
+        ]
+    job_url = (await restore_upload(client, broken.read_bytes(), key="COPY")).headers["Location"]
+    assert await runner_of(app).deliver_pending() == 1
+    part = await text_of(await client.get(job_url + "/progress"))
+    assert 'data-status="failed"' in part and "nothing was restored" in part
+    assert stored_files(app) == files  # the attachment and thumbnail it stored are gone again
+    async with app.extensions["database"].sessionmaker() as session:
+        assert [
+            await session.scalar(select(func.count()).select_from(model))
+            for model in (Project, Issue, User)
+        ] == counts
