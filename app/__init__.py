@@ -186,6 +186,7 @@ def _connect_imports(app: Quart, database: Database) -> None:
         poll_seconds=app.config["IMPORT_POLL_SECONDS"],
         lease_seconds=app.config["IMPORT_LEASE_SECONDS"],
     )
+    runner.storage = app.extensions["attachment_storage"]  # restores write files (0030)
     app.extensions["import_runner"] = runner
     # Its progress on the project's streams (PostgreSQL: from the listener, for every worker).
     broker: Broker = app.extensions["broker"]

@@ -5,6 +5,8 @@ temporary folder (each issue with two comments, labels, a milestone; a tenth clo
 references), migrates a scratch database (a temporary SQLite file unless --database-url is given;
 that database is emptied first), queues each export as a job and times the runner: reading and
 checking the file (in a thread), and the one transaction that writes it. Goal: under a minute each.
+Then it exports the GitHub project as an archive (decision 0030) and restores it as a job under
+another key, timing both.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from app.config import normalise_database_url
 from app.db import create_engine, migrations, utcnow
 from app.models import ImportJob, Project, User
 from app.services import importing, projects
+from app.services.importing import archive
 
 API = "https://api.github.com/repos/acme/rocket"
 
@@ -173,6 +176,7 @@ async def main(database_url: str | None, count: int) -> None:
                     f"{summary['comments']:,} | {parse:.1f} | {whole:.1f} |"
                 )
                 del data
+            archive_rows = await export_and_restore(test_app.app, owner, folder)
     backend = url.split(":", 1)[0].split("+")[0]
     print(
         f"\nImports of {count:,} issues on {backend} (seconds; the runner's time includes "
@@ -181,6 +185,38 @@ async def main(database_url: str | None, count: int) -> None:
     print("| export | size | issues | comments | read + check | runner, whole job |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
+    print(f"\nThe GH project as an archive on {backend} (seconds)\n")
+    print("| archive size | records | export | restore job (read + check + write) |")
+    print("|---|---|---|---|")
+    print(archive_rows)
+
+
+async def export_and_restore(app: object, owner: User, folder: Path) -> str:
+    """Export GH to a zip, then restore it as GH2 through the runner."""
+    maker = app.extensions["database"].sessionmaker  # type: ignore[attr-defined]
+    runner = app.extensions["import_runner"]  # type: ignore[attr-defined]
+    storage = app.extensions["attachment_storage"]  # type: ignore[attr-defined]
+    target = folder / "gh-archive.zip"
+    async with maker() as session:
+        project_id = await session.scalar(
+            Project.__table__.select().with_only_columns(Project.id).where(Project.key == "GH")
+        )
+        started = time.perf_counter()
+        counts = await archive.export_project(session, storage, project_id, target)
+        await session.commit()
+        exported = time.perf_counter() - started
+        job = await importing.queue_restore(
+            session, owner, source_path=target, source_name=target.name, key="GH2"
+        )
+        job_id = job.id
+    size = target.stat().st_size
+    started = time.perf_counter()
+    await runner.deliver_pending()
+    restored = time.perf_counter() - started
+    async with maker() as session:
+        finished = await session.get(ImportJob, job_id)
+        assert finished.status == "done", finished.error
+    return f"| {size / 1e6:.1f} MB | {sum(counts.values()):,} | {exported:.1f} | {restored:.1f} |"
 
 
 if __name__ == "__main__":

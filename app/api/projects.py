@@ -25,10 +25,12 @@ from app.api.schemas import (
     status_out,
 )
 from app.blueprints.guards import request_origin
+from app.blueprints.imports import archive_download
 from app.db import get_session
 from app.errors import NotFound
 from app.models import LARGEST_ID, Project
 from app.services import activity, projects
+from app.services.access import managed_project
 from app.services.inputs import LabelIn, MemberAdd, MemberUpdate, ProjectCreate, ProjectUpdate
 
 bp = Blueprint("projects", __name__)
@@ -91,6 +93,16 @@ async def update_project(key: str, data: ProjectUpdate) -> ProjectOut:
         archived=data.archived,
     )
     return project_out(await session.get(Project, project_id, populate_existing=True))
+
+
+@bp.get("/projects/<project_key:key>/export")
+async def export_project(key: str) -> Response:
+    """The project's archive (decision 0030): a .zip of project.jsonl and the attachments'
+    files, restorable into any instance (owners and admins)."""
+    session, user = get_session(), acting_user()
+    project = await project_for(key)
+    await managed_project(session, user, project.id)
+    return await archive_download(project)
 
 
 # --- Members ----------------------------------------------------------------------------------

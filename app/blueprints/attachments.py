@@ -54,8 +54,9 @@ def storage() -> AttachmentStorage:
 
 def is_upload(method: str, path: str) -> bool:
     """Whether a request is an attachment upload, or an export's for an import (decision
-    0029): its body may be ATTACHMENT_MAX_BYTES, streamed to a spool on disk."""
-    return method == "POST" and path.endswith(("/attachments", "/imports"))
+    0029) or a project archive to restore (0030): its body may be ATTACHMENT_MAX_BYTES,
+    streamed to a spool on disk."""
+    return method == "POST" and path.endswith(("/attachments", "/imports", "/restores"))
 
 
 def upload_request_class(base: type[Request], limit: int) -> type[Request]:

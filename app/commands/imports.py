@@ -1,5 +1,6 @@
-"""`quart --app app import github DIR --project KEY`, `import jira FILE.csv --project KEY`
-and `merge-person PLACEHOLDER_EMAIL REAL_EMAIL`: the same services as the pages, run at once."""
+"""`quart --app app import github DIR --project KEY`, `import jira FILE.csv --project KEY`,
+`merge-person PLACEHOLDER_EMAIL REAL_EMAIL`, `export KEY FILE.zip` and `restore FILE.zip
+[--key NEWKEY]`: the same services as the pages, run at once."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.commands.running import run_with_session
 from app.models import Project, User
 from app.services import importing
+from app.services.importing import archive
 
 
 def describe_summary(summary: dict[str, Any]) -> list[str]:
@@ -93,3 +95,59 @@ def init_app(app: Quart) -> None:
             return merged.email
 
         click.echo(f"{placeholder_email} merged into {run_with_session(app, job)}.")
+
+    @app.cli.command("export")
+    @click.argument("project_key")
+    @click.argument("target", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+    def export(project_key: str, target: Path) -> None:
+        """Write the project's archive (decision 0030) to TARGET, a .zip."""
+
+        async def job(session: AsyncSession) -> dict[str, int]:
+            project = await session.scalar(
+                select(Project).where(Project.key == project_key.upper())
+            )
+            if project is None:
+                raise click.ClickException(f"No project with the key {project_key}.")
+            counts = await archive.export_project(
+                session, app.extensions["attachment_storage"], project.id, target
+            )
+            await session.commit()
+            return counts
+
+        counts = run_with_session(app, job)
+        click.echo(
+            f"{project_key.upper()} written to {target}: "
+            + ", ".join(f"{count} {kind}" for kind, count in counts.items() if kind != "archive")
+        )
+
+    @app.cli.command("restore")
+    @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--key", "new_key", default="", help="Another key, if the archive's is taken.")
+    @click.option("--as", "actor_email", default="", help="Who owns the restored project too.")
+    def restore(source: Path, new_key: str, actor_email: str) -> None:
+        """Restore a project archive as a new project (all or nothing)."""
+
+        async def job(session: AsyncSession) -> dict[str, Any]:
+            actor: User | None = None
+            if actor_email:
+                actor = await importing.user_by_email(session, actor_email)
+                session.expunge(actor)
+            await session.commit()
+            checked = await archive.read_archive_in_thread(source)
+            return await archive.restore_now(
+                session,
+                app.extensions["attachment_storage"],
+                actor,
+                checked,
+                key=new_key or None,
+            )
+
+        summary = run_with_session(app, job)
+        click.echo(
+            f"restored {summary['key']}: "
+            + ", ".join(f"{count} {kind}" for kind, count in summary["restored"].items())
+        )
+        for item in summary["skipped"]:
+            click.echo(f"  skipped {item['where']}: {item['reason']}")
+        for email in summary["placeholders"]:
+            click.echo(f"  placeholder: {email}")

@@ -16,6 +16,7 @@ from app.db import Base, UTCDateTime, utcnow
 class ImportKind(StrEnum):
     GITHUB = "github"
     JIRA = "jira"
+    ARCHIVE = "archive"  # a project archive restored as a new project (decision 0030)
 
 
 class ImportStatus(StrEnum):
@@ -34,7 +35,8 @@ class ImportJob(Base):
     __table_args__ = (Index("ix_import_job_status_lease_until", "status", "lease_until"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    project_id: Mapped[int] = mapped_column(
+    # NULL for a restore until it is done: the project it makes does not exist before.
+    project_id: Mapped[int | None] = mapped_column(
         ForeignKey("project.id", ondelete="CASCADE"), index=True
     )
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))

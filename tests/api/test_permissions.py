@@ -56,6 +56,7 @@ ROUTES: dict[str, tuple[str, str, str, dict | None]] = {
         {"name": "", "color": "#000000"},
     ),
     "api.projects.list_statuses": ("read", "GET", "/api/v1/projects/PRJ/statuses", None),
+    "api.projects.export_project": ("manage", "GET", "/api/v1/projects/PRJ/export", None),
     "api.projects.project_activity": ("read", "GET", "/api/v1/projects/PRJ/activity", None),
     "api.issues.list_issues": ("read", "GET", "/api/v1/projects/PRJ/issues", None),
     "api.issues.create_issue": ("write", "POST", "/api/v1/projects/PRJ/issues", {"title": ""}),
@@ -157,7 +158,7 @@ def expected(need: str, caller: str, public: bool, method: str) -> str:
     if need == "anyone":
         return "allowed"
     if caller == "anonymous":
-        if method != "GET" or need == "login":
+        if method != "GET" or need in ("login", "manage"):  # a manager must be someone
             return "login"
         return "allowed" if public else "hidden"
     if caller == "reader":  # the member's read-only token

@@ -158,6 +158,18 @@ ROUTES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "imports.upload": ("manage", "POST", "/p/{key}/imports", {"kind": ""}),
     "imports.job": ("manage", "GET", "/p/{key}/imports/{import_job}", {}),
     "imports.progress": ("manage", "GET", "/p/{key}/imports/{import_job}/progress", {}),
+    "imports.export": ("manage", "GET", "/p/{key}/export", {}),
+    "imports.restore_form": ("login", "GET", "/projects/restores", {}),
+    # No file: refused with 400 after the login and validation checks.
+    "imports.restore_upload": ("login", "POST", "/projects/restores", {}),
+    # A restore's job is its requester's (the owner here); to others it does not exist.
+    "imports.restore_job": ("saver", "GET", "/projects/restores/{restore_job}", {}),
+    "imports.restore_progress": (
+        "saver",
+        "GET",
+        "/projects/restores/{restore_job}/progress",
+        {},
+    ),
     "milestones.index": ("read", "GET", "/p/{key}/milestones", {}),
     "milestones.roadmap": ("read", "GET", "/p/{key}/roadmap", {}),
     "milestones.show": ("read", "GET", "/p/{key}/milestones/{milestone}", {}),
@@ -293,6 +305,9 @@ async def build_world(app: Quart, public: bool) -> World:
             source_path=Path("/nonexistent.csv"),
             source_name="export.csv",
         )
+        restore_job = await importing.queue_restore(
+            session, owner, source_path=Path("/nonexistent.zip"), source_name="web.zip"
+        )
         for user in people.values():
             user.password_hash = await app.extensions["account_settings"].hasher.hash(PASSWORD)
             session.add(user)
@@ -313,6 +328,7 @@ async def build_world(app: Quart, public: bool) -> World:
             "owner_id": str(owner.id),
             "milestone": str(milestone.id),
             "import_job": str(import_job.id),
+            "restore_job": str(restore_job.id),
         }
         assert await session.scalar(select(Label.id)) and await session.scalar(select(Comment.id))
         assert await session.scalar(select(SavedSearch.id))

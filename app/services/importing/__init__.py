@@ -5,9 +5,11 @@ from app.services.importing.jobs import (
     import_now,
     job_of_project,
     queue_import,
+    queue_restore,
     read_export,
     read_export_in_thread,
     recent_jobs,
+    restore_of,
 )
 from app.services.importing.people import merge_placeholder, user_by_email
 from app.services.importing.records import ImportData, ImportRefused
@@ -20,8 +22,10 @@ __all__ = [
     "job_of_project",
     "merge_placeholder",
     "queue_import",
+    "queue_restore",
     "read_export",
     "read_export_in_thread",
     "recent_jobs",
+    "restore_of",
     "user_by_email",
 ]
