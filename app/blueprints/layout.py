@@ -18,7 +18,7 @@ from app.models.issue import issue_key_pattern
 from app.models.project import key_pattern
 from app.rendering.markdown import render_markdown
 from app.services import projects
-from app.services.notifications import describe
+from app.services.history import describe
 
 
 class ProjectKeyConverter(BaseConverter):

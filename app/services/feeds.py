@@ -22,7 +22,7 @@ from app.models import Activity, FeedKey, Issue, Project, SavedSearch, User
 from app.security import new_token
 from app.services import audit, search
 from app.services.access import project_by_key
-from app.services.notifications import describe
+from app.services.history import describe
 from app.services.transaction import use_case
 
 ENTRIES_MAX = 50

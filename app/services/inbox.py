@@ -18,7 +18,8 @@ from sqlalchemy.sql import ColumnElement
 from app.db import utcnow
 from app.errors import NotFound
 from app.models import Activity, Issue, Membership, Notification, Project, User
-from app.services.notifications import REASON_TEXT, describe, inbox_changed
+from app.services.history import describe
+from app.services.notifications import REASON_TEXT, inbox_changed
 from app.services.transaction import use_case
 
 PAGE_SIZE = 25
